@@ -43,12 +43,8 @@ def parse_network(text: str) -> Network:
         try:
             loose = ipaddress.ip_network(cleaned, strict=False)
         except ValueError:
-            raise ValueError(
-                f"{text.strip()!r} is not an IPv4/IPv6 address or CIDR block"
-            ) from exc
-        raise ValueError(
-            f"{text.strip()} has host bits set; did you mean {loose}?"
-        ) from exc
+            raise ValueError(f"{text.strip()!r} is not an IPv4/IPv6 address or CIDR block") from exc
+        raise ValueError(f"{text.strip()} has host bits set; did you mean {loose}?") from exc
 
 
 def canonical(text: str) -> str:
@@ -144,4 +140,3 @@ class IpAllowList:
 
     def __repr__(self) -> str:
         return f"IpAllowList({[str(n) for n in self._networks]!r})"
-
