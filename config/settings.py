@@ -1,0 +1,302 @@
+"""`Settings`: every knob of the gateway in one frozen object, passed down to whoever needs it.
+
+Like aioquic's QuicConfiguration, there are no hidden globals: the CLI builds one
+`Settings` (see `config.loader.load_settings`) and hands it to the listeners, the store
+and the dispatcher. Construction validates every field, so a `Settings` that exists is
+a usable one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from config.errors import ConfigError
+
+# --- rules: what each value must be, said once for both the check and the message ------
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What a setting accepts: ``expect`` completes the sentence "must be ..."."""
+
+    expect: str
+    check: Callable[[Any], bool]
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int_between(lo: int, hi: int, note: str = "") -> Rule:
+    return Rule(f"an integer between {lo} and {hi}{note}", lambda v: _is_int(v) and lo <= v <= hi)
+
+
+def _int_at_least(lo: int) -> Rule:
+    return Rule(f"an integer of at least {lo}", lambda v: _is_int(v) and v >= lo)
+
+
+def _positive(unit: str) -> Rule:
+    return Rule(f"a positive number of {unit}", lambda v: _is_number(v) and v > 0)
+
+
+def _non_negative(unit: str) -> Rule:
+    return Rule(f"a number of {unit}, 0 or more", lambda v: _is_number(v) and v >= 0)
+
+
+def _one_of(*options: str) -> Rule:
+    listed = ", ".join(repr(o) for o in options)
+    return Rule(f"one of {listed}", lambda v: isinstance(v, str) and v in options)
+
+
+def _optional(rule: Rule) -> Rule:
+    return Rule(f"{rule.expect} (or empty for none)", lambda v: v is None or rule.check(v))
+
+
+_BOOL = Rule("true or false (1/0, yes/no)", lambda v: isinstance(v, bool))
+_PATH = Rule("a file system path", lambda v: isinstance(v, Path) and str(v) != "")
+_HOST = Rule(
+    "a host name or IP address without spaces",
+    lambda v: isinstance(v, str) and v != "" and not any(c.isspace() for c in v),
+)
+_PORT = _int_between(0, 65535, " (0 picks a free port)")
+# TOML would read an unquoted 1.3 as a float; the hint saves a puzzled operator.
+_TLS_VERSION = Rule(
+    "the string '1.2' or '1.3' (quoted in TOML)",
+    lambda v: isinstance(v, str) and v in ("1.2", "1.3"),
+)
+_DATABASE_URL = Rule(
+    "an SQLAlchemy URL such as 'sqlite+aiosqlite:///var/smppgw.db' or "
+    "'postgresql+asyncpg://user@host/db'",
+    lambda v: (
+        isinstance(v, str)
+        and "://" in v
+        and v.split("://", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql")
+    ),
+)
+# The framing layer must at least hold a submit_sm carrying a full 254-octet
+# short_message; the top end keeps one client from making us buffer arbitrary memory.
+_PDU_SIZE = _int_between(1024, 16 * 1024 * 1024)
+
+_UPPERCASE_CHOICES = frozenset({"sqlite_synchronous", "log_level"})
+
+# Linux sun_path is 108 bytes including the NUL; a longer socket path fails at bind time
+# with an obscure error, so say so at load time.
+_MAX_UNIX_SOCKET_PATH = 107
+
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
+
+
+# --- the settings object -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Gateway configuration. All durations are in seconds unless the name says ``_ms``."""
+
+    # Storage.
+    state_dir: Path = Path("var")
+    database_url: str | None = None
+    sqlite_synchronous: str = "FULL"
+
+    # SMPP listeners.
+    smpp_host: str = "127.0.0.1"
+    smpp_port: int = 2775
+    tls_port: int | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_min_version: str = "1.3"
+
+    # Operator surface.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9775
+    admin_socket: Path | None = None
+
+    # When true every failed bind answers ESME_RBINDFAIL, so account names cannot be probed.
+    uniform_bind_failure: bool = False
+
+    # Session timers.
+    bind_timeout: float = 30.0
+    enquire_link_interval: float = 30.0
+    session_max_age: float = 86400.0
+    response_timeout: float = 10.0
+
+    # Per-session defaults, used when an account does not set its own.
+    default_window: int = 10
+    default_throughput: float = 20.0
+    max_pdu_size: int = 65536
+
+    # Write-behind batcher.
+    batch_max_size: int = 1000
+    batch_max_delay_ms: float = 2.0
+
+    # Upstream simulator and DLR/MO delivery.
+    simulator_delay_ms: float = 200.0
+    dlr_retry_interval: float = 30.0
+    dlr_max_age: float = 7 * 86400.0
+
+    create_demo_account: bool = True
+    # Part of every message id, so nodes sharing one store never mint the same id.
+    node_id: int = 0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            given = getattr(self, f.name)
+            value = _coerce(f.name, given)
+            object.__setattr__(self, f.name, value)
+            rule = RULES[f.name]
+            if not rule.check(value):
+                raise ConfigError(f"must be {rule.expect}", setting=f.name, value=given)
+        self._check_consistency()
+
+    @property
+    def effective_database_url(self) -> str:
+        """``database_url``, or an SQLite file in ``state_dir`` when it is not set."""
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.state_dir / 'smppgw.db').as_posix()}"
+
+    @property
+    def effective_admin_socket(self) -> Path:
+        """``admin_socket``, or ``state_dir/admin.sock`` when it is not set."""
+        if self.admin_socket is not None:
+            return self.admin_socket
+        return self.state_dir / "admin.sock"
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.metrics_port != -1
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_port is not None
+
+    def _check_consistency(self) -> None:
+        if self.tls_port is not None:
+            missing = [n for n in ("tls_cert", "tls_key") if getattr(self, n) is None]
+            if missing:
+                raise ConfigError(
+                    f"set to {self.tls_port}, but {' and '.join(missing)} "
+                    f"{'is' if len(missing) == 1 else 'are'} not set; "
+                    "a TLS listener needs both tls_cert and tls_key",
+                    setting="tls_port",
+                )
+        else:
+            for name in ("tls_cert", "tls_key"):
+                if getattr(self, name) is not None:
+                    # Certificates without a port would silently leave TLS off.
+                    raise ConfigError(
+                        f"set to {str(getattr(self, name))!r}, but tls_port is not set; "
+                        "set tls_port to enable the TLS listener",
+                        setting=name,
+                    )
+        if self.tls_port is not None and self.tls_port == self.smpp_port != 0:
+            raise ConfigError(
+                f"must differ from smpp_port ({self.smpp_port})",
+                setting="tls_port",
+                value=self.tls_port,
+            )
+        if _hosts_overlap(self.metrics_host, self.smpp_host) and self.metrics_port > 0:
+            for name in ("smpp_port", "tls_port"):
+                if getattr(self, name) == self.metrics_port:
+                    raise ConfigError(
+                        f"must differ from {name} on the same host",
+                        setting="metrics_port",
+                        value=self.metrics_port,
+                    )
+        socket_bytes = len(os.fsencode(self.effective_admin_socket))
+        if socket_bytes > _MAX_UNIX_SOCKET_PATH:
+            name = "admin_socket" if self.admin_socket is not None else "state_dir"
+            raise ConfigError(
+                f"makes the admin socket path {socket_bytes} bytes long, over the "
+                f"{_MAX_UNIX_SOCKET_PATH}-byte Unix socket limit; use a shorter path"
+                + ("" if name == "admin_socket" else " or set admin_socket"),
+                setting=name,
+                value=getattr(self, name),
+            )
+
+
+# What each setting accepts; checked by Settings.__post_init__ and quoted in errors.
+RULES: dict[str, Rule] = {
+    "state_dir": _PATH,
+    "database_url": _optional(_DATABASE_URL),
+    "sqlite_synchronous": _one_of("OFF", "NORMAL", "FULL", "EXTRA"),
+    "smpp_host": _HOST,
+    "smpp_port": _PORT,
+    "tls_port": _optional(_PORT),
+    "tls_cert": _optional(_PATH),
+    "tls_key": _optional(_PATH),
+    "tls_min_version": _TLS_VERSION,
+    "metrics_host": _HOST,
+    "metrics_port": _int_between(-1, 65535, " (0 picks a free port, -1 disables)"),
+    "admin_socket": _optional(_PATH),
+    "uniform_bind_failure": _BOOL,
+    "bind_timeout": _positive("seconds"),
+    "enquire_link_interval": _positive("seconds"),
+    "session_max_age": _positive("seconds"),
+    "response_timeout": _positive("seconds"),
+    "default_window": _int_at_least(1),
+    "default_throughput": _positive("messages per second"),
+    "max_pdu_size": _PDU_SIZE,
+    "batch_max_size": _int_at_least(1),
+    "batch_max_delay_ms": _non_negative("milliseconds"),
+    "simulator_delay_ms": _non_negative("milliseconds"),
+    "dlr_retry_interval": _positive("seconds"),
+    "dlr_max_age": _positive("seconds"),
+    "create_demo_account": _BOOL,
+    "node_id": _int_between(0, 1023),
+    "log_level": _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+
+
+# A setting without a rule would go unchecked; fail at import rather than in production.
+assert set(RULES) == {f.name for f in fields(Settings)}, "RULES out of step with Settings"
+
+
+def _hosts_overlap(a: str, b: str) -> bool:
+    return a == b or a in _WILDCARD_HOSTS or b in _WILDCARD_HOSTS
+
+
+# --- type information shared with the loader --------------------------------------------
+
+
+@cache
+def setting_types() -> dict[str, tuple[type, bool]]:
+    """Map each setting to (base type, optional?), e.g. ``tls_port -> (int, True)``."""
+    hints = typing.get_type_hints(Settings)
+    result: dict[str, tuple[type, bool]] = {}
+    for f in fields(Settings):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        if isinstance(hint, types.UnionType) and type(None) in args:
+            (base,) = [a for a in args if a is not type(None)]
+            result[f.name] = (base, True)
+        else:
+            result[f.name] = (hint, False)
+    return result
+
+
+def _coerce(name: str, value: Any) -> Any:
+    # Only lossless, unsurprising conversions: the loader does the string parsing.
+    base, optional = setting_types()[name]
+    if optional and value == "":
+        return None
+    if base is Path and isinstance(value, str) and value:
+        return Path(value)
+    if base is float and _is_int(value):
+        return float(value)
+    if name in _UPPERCASE_CHOICES and isinstance(value, str):
+        return value.upper()
+    return value
