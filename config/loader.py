@@ -7,6 +7,7 @@ variables < overrides (CLI flags). Every value says where it came from in error 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 import tomllib
@@ -17,6 +18,8 @@ from typing import Any
 
 from config.errors import ConfigError
 from config.settings import RULES, Settings, setting_types
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "SMPPGW_"
 # Names the config file when load_settings gets none; not a setting itself.
@@ -52,8 +55,9 @@ def load_settings(
     ``env`` (default ``os.environ``): ``SMPPGW_<SETTING>`` in upper case, e.g.
     ``SMPPGW_SMPP_PORT=2775``. Strings are converted by the setting's type: integers,
     floats, booleans (1/0, true/false, yes/no, any case), paths; an empty string means
-    none for optional settings. Any other ``SMPPGW_*`` variable is an error, so a typo
-    cannot silently leave a default in place.
+    none for optional settings. Other ``SMPPGW_*`` variables are logged as a warning
+    (with close matches) rather than refused: tests and tools share the prefix for
+    their own variables (e.g. ``SMPPGW_TEST_PG_URL``).
 
     ``overrides``: setting name to value, as parsed CLI flags; None values are skipped
     (flag not given). String values for non-string settings are converted as for ``env``.
@@ -78,7 +82,8 @@ def load_settings(
         suffix = var[len(ENV_PREFIX) :]
         name = suffix.lower()
         if name not in RULES or suffix != suffix.upper():
-            raise _unknown_env(var)
+            log.warning("ignoring %s", _unknown_env(var))
+            continue
         values[name] = parse_value(name, env[var], source=var)
         sources[name] = var
 
@@ -164,10 +169,10 @@ def _unknown_key(key: str, value: Any, *, source: str) -> ConfigError:
     return ConfigError(f"unknown setting {key!r}{hint}", source=source)
 
 
-def _unknown_env(var: str) -> ConfigError:
+def _unknown_env(var: str) -> str:
     hint = _close_matches(var[len(ENV_PREFIX) :])
     if hint:
         # Suggest the variable, not the setting name.
         names = re.findall(r"'(\w+)'", hint)
         hint = "; did you mean " + " or ".join(ENV_PREFIX + n.upper() for n in names) + "?"
-    return ConfigError(f"unknown environment variable {var}{hint}")
+    return f"unknown environment variable {var}{hint}"
