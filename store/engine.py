@@ -1,0 +1,136 @@
+"""Engine factory and schema migration for the two supported back ends.
+
+SQLite (aiosqlite, WAL) is the embedded default; PostgreSQL (asyncpg) is for several
+gateway nodes sharing one store. `migrate()` runs the Alembic migrations shipped in
+store/migrations, so the schema is owned by Alembic on both engines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from store.errors import StoreError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_SUPPORTED = "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
+
+# Execution option read by the SQLite "begin" hook; see writer().
+_SQLITE_BEGIN = "smppgw_sqlite_begin"
+
+
+def make_engine(
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    connect_args: dict[str, Any] | None = None,
+) -> AsyncEngine:
+    """Create the AsyncEngine for a store URL.
+
+    `connect_args` is passed to the driver (e.g. asyncpg `server_settings`).
+    Raises StoreError for anything but sqlite+aiosqlite and postgresql+asyncpg.
+    """
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"invalid store URL {url!r}; expected {_SUPPORTED}") from exc
+    if parsed.drivername == "sqlite+aiosqlite":
+        return _make_sqlite_engine(parsed, sqlite_synchronous, connect_args or {})
+    if parsed.drivername == "postgresql+asyncpg":
+        return create_async_engine(
+            parsed,
+            pool_pre_ping=True,
+            # The hot path holds a connection only for one batch commit; a handful per
+            # node covers the batcher, the dispatcher and admin traffic.
+            pool_size=10,
+            max_overflow=10,
+            pool_recycle=3600,
+            connect_args=connect_args or {},
+        )
+    raise StoreError(
+        f"unsupported store URL scheme {parsed.drivername!r}; expected {_SUPPORTED}"
+    )
+
+
+def _make_sqlite_engine(
+    url: sa.URL, synchronous: str, connect_args: dict[str, Any]
+) -> AsyncEngine:
+    synchronous = synchronous.upper()
+    if synchronous not in _SQLITE_SYNCHRONOUS:
+        raise StoreError(
+            f"sqlite_synchronous must be one of {', '.join(_SQLITE_SYNCHRONOUS)}, "
+            f"got {synchronous!r}"
+        )
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        # WAL and several pooled connections need one shared file.
+        raise StoreError(f"the SQLite store needs a file path, got {url.render_as_string()!r}")
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args=connect_args)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (below): the sqlite3 module's own implicit
+        # transactions skip SELECTs, so reads inside a transaction would see no snapshot.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            f"PRAGMA synchronous={synchronous}",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=5000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # Write transactions take the write lock up front (BEGIN IMMEDIATE): a deferred
+        # transaction that reads and then writes fails with SQLITE_BUSY, without waiting,
+        # when another connection committed in between.
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN, "")
+        conn.exec_driver_sql(f"BEGIN {mode}".rstrip())
+
+    return engine
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool) whose transactions start as SQLite write transactions.
+
+    Repositories use it for every transaction that writes. PostgreSQL ignores the option.
+    """
+    return engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+
+
+def alembic_config() -> Config:
+    """An Alembic Config pointing at the migrations shipped inside the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+async def migrate(target: str | AsyncEngine) -> None:
+    """Run `alembic upgrade head` against a store URL (or an engine already made)."""
+    engine = make_engine(target) if isinstance(target, str) else target
+    cfg = alembic_config()
+
+    def _upgrade(sync_conn: sa.Connection) -> None:
+        # env.py picks the connection up from here instead of opening its own.
+        cfg.attributes["connection"] = sync_conn
+        command.upgrade(cfg, "head")
+
+    try:
+        async with writer(engine).begin() as conn:
+            await conn.run_sync(_upgrade)
+    finally:
+        if isinstance(target, str):
+            await engine.dispose()

@@ -1,0 +1,178 @@
+"""The schema, declared once as SQLAlchemy Core tables on one MetaData.
+
+Alembic migrations in store/migrations create exactly these tables; a test compares
+the migrated database against `metadata` on SQLite and PostgreSQL. Every timestamp
+column is `UTCDateTime`: aware UTC in, aware UTC out, on both engines.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+# Deterministic constraint names, so later migrations can refer to them on both engines.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid alias), not BIGINT.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+ACCOUNT_STATUSES = ("active", "suspended")
+LEDGER_KINDS = ("topup", "debit", "refund", "transfer_in", "transfer_out", "auto_topup", "adjust")
+MESSAGE_STATUSES = (
+    "ACCEPTED", "ENROUTE", "DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED", "DELETED",
+    "UNKNOWN",
+)
+DELIVERY_KINDS = ("dlr", "mo")
+DELIVERY_STATES = ("pending", "delivered", "expired")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """TIMESTAMP WITH TIME ZONE that only accepts and always returns aware UTC.
+
+    SQLite has no time zone type and hands back naive values; storing every value as
+    UTC and re-attaching UTC on the way out makes both engines behave the same, and
+    keeps SQLite's text timestamps comparable as strings.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store only takes aware UTC times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("system_id", sa.String(16), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    # Minor units (see store.money). The CHECK is the last line of defence: conditional
+    # updates already keep it from going negative.
+    sa.Column("balance", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("contact_email", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
+    sa.CheckConstraint("status IN ('active', 'suspended')", name="status"),
+)
+
+allowed_ips = sa.Table(
+    "allowed_ips",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Canonical text of an address or CIDR as ipaddress.ip_network prints it.
+    sa.Column("network", sa.String(64), nullable=False),
+    sa.UniqueConstraint("account_id", "network"),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    # Signed: credits positive, debits negative; a balance is the sum of its ledger.
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("message_id", sa.BigInteger, nullable=True),
+    sa.Column("note", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Index("ix_ledger_account_id", "account_id"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    # Supplied by the gateway (a 64-bit snowflake); the SMPP message_id is str(id).
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("direction", sa.String(2), nullable=False),
+    sa.Column("source_addr", sa.String(21), nullable=False),
+    sa.Column("source_ton", sa.SmallInteger, nullable=False),
+    sa.Column("source_npi", sa.SmallInteger, nullable=False),
+    sa.Column("dest_addr", sa.String(21), nullable=False),
+    sa.Column("dest_ton", sa.SmallInteger, nullable=False),
+    sa.Column("dest_npi", sa.SmallInteger, nullable=False),
+    sa.Column("esm_class", sa.SmallInteger, nullable=False),
+    sa.Column("registered_delivery", sa.SmallInteger, nullable=False),
+    sa.Column("data_coding", sa.SmallInteger, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=True),
+    sa.Column("segments", sa.SmallInteger, nullable=False),
+    sa.Column("cost", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.Integer, nullable=True),
+    sa.Column("upstream", sa.String(64), nullable=True),
+    sa.Column("upstream_id", sa.String(65), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.Column("schedule_at", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint("direction IN ('MT', 'MO')", name="direction"),
+    sa.Index("ix_messages_account_created", "account_id", "created_at"),
+    sa.Index("ix_messages_status", "status"),
+    sa.Index("ix_messages_upstream", "upstream", "upstream_id"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("message_id", sa.BigInteger, nullable=True),
+    sa.Column("kind", sa.String(3), nullable=False),
+    # An encoded deliver_sm body produced by the gateway; opaque to the store.
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("kind IN ('dlr', 'mo')", name="kind"),
+    sa.CheckConstraint("state IN ('pending', 'delivered', 'expired')", name="state"),
+    sa.Index("ix_deliveries_due", "state", "account_id", "next_attempt_at"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(64), nullable=True),
+    sa.Column("before", sa.Text, nullable=True),  # JSON
+    sa.Column("after", sa.Text, nullable=True),  # JSON
+)

@@ -1,0 +1,114 @@
+"""Fixtures for the store tests: a migrated, empty store on SQLite and on PostgreSQL.
+
+PostgreSQL tests get a schema of their own (search_path) that is dropped afterwards,
+so they can run next to each other and next to other people's tests on one database.
+Set SMPPGW_TEST_PG_URL to point them elsewhere; they skip if it cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.batcher import NewMessage
+from store.engine import make_engine, migrate
+
+PG_URL = os.environ.get("SMPPGW_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+_pg_unreachable: str | None = None
+_pg_checked = False
+
+
+async def _pg_skip_reason() -> str | None:
+    global _pg_checked, _pg_unreachable
+    if not _pg_checked:
+        _pg_checked = True
+        try:
+            conn = await asyncpg.connect(PG_URL.replace("+asyncpg", ""), timeout=3)
+            await conn.close()
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            _pg_unreachable = f"PostgreSQL at {PG_URL} is unreachable: {exc!r}"
+    return _pg_unreachable
+
+
+@dataclass
+class StoreDB:
+    """A migrated store, plus what it takes to open a second, independent engine."""
+
+    kind: str
+    url: str
+    engine: AsyncEngine
+    connect_args: dict[str, Any] = field(default_factory=dict)
+
+    def other_engine(self) -> AsyncEngine:
+        """A separate engine (own pool): sees only what is committed."""
+        return make_engine(self.url, connect_args=self.connect_args)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[StoreDB]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'state' / 'store.db'}"
+        engine = make_engine(url)
+        await migrate(engine)
+        yield StoreDB("sqlite", url, engine)
+        await engine.dispose()
+        return
+
+    reason = await _pg_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = make_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    connect_args = {"server_settings": {"search_path": schema}}
+    engine = make_engine(PG_URL, connect_args=connect_args)
+    try:
+        await migrate(engine)
+        yield StoreDB("postgresql", PG_URL, engine, connect_args)
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        await admin.dispose()
+
+
+def new_message(
+    message_id: int,
+    account_id: int,
+    *,
+    cost: int = 5,
+    created_at: datetime | None = None,
+    **overrides: Any,
+) -> NewMessage:
+    """A plausible MT message row; override any field by name."""
+    values: dict[str, Any] = {
+        "id": message_id,
+        "account_id": account_id,
+        "direction": "MT",
+        "source_addr": "ACME",
+        "source_ton": 5,
+        "source_npi": 0,
+        "dest_addr": "33612345678",
+        "dest_ton": 1,
+        "dest_npi": 1,
+        "esm_class": 0,
+        "registered_delivery": 1,
+        "data_coding": 0,
+        "body": b"hello",
+        "segments": 1,
+        "cost": cost,
+        "status": "ACCEPTED",
+        "created_at": created_at or datetime.now(UTC),
+    }
+    values.update(overrides)
+    return NewMessage(**values)

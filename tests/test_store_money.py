@@ -1,0 +1,94 @@
+"""Credits parse and format exactly: integers of minor units, never floats."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from store.money import CREDIT_SCALE, MAX_CREDITS, format_credits, parse_credits
+
+
+@pytest.mark.parametrize(
+    ("value", "minor"),
+    [
+        ("1.5", 150),
+        ("900", 90_000),
+        ("900.00", 90_000),
+        (" 0.01 ", 1),
+        ("0", 0),
+        ("1e2", 10_000),
+        ("2.50000", 250),  # trailing zeros are not extra precision
+        (7, 700),
+        (0.1, 10),  # shortest repr of the float, not its binary expansion
+        (Decimal("3.14"), 314),
+        ("92233720368547758.07", 2**63 - 1),
+    ],
+)
+def test_parse_credits_is_exact(value: str | float | Decimal, minor: int) -> None:
+    assert parse_credits(value) == minor
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1.005", "more than 2 decimals"),
+        ("0.001", "more than 2 decimals"),
+        ("-1", "negative"),
+        ("NaN", "finite"),
+        ("inf", "finite"),
+        ("-Infinity", "finite"),
+        ("", "not a credit amount"),
+        ("ten", "not a credit amount"),
+        ("1,5", "not a credit amount"),
+        ("92233720368547758.08", "too large"),
+    ],
+)
+def test_parse_credits_refuses_with_a_clear_message(value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_credits(value)
+
+
+@pytest.mark.parametrize("value", [True, None, [1]])
+def test_parse_credits_refuses_other_types(value: object) -> None:
+    with pytest.raises(TypeError):
+        parse_credits(value)  # type: ignore[arg-type]
+
+
+def test_negative_amounts_only_when_asked() -> None:
+    assert parse_credits("-2.25", allow_negative=True) == -225
+
+
+@pytest.mark.parametrize(
+    ("minor", "text"),
+    [(90_000, "900.00"), (0, "0.00"), (1, "0.01"), (150, "1.50"), (-5, "-0.05"),
+     (-12_345, "-123.45")],
+)
+def test_format_credits(minor: int, text: str) -> None:
+    assert format_credits(minor) == text
+
+
+def test_negative_zero_formats_as_zero() -> None:
+    assert format_credits(parse_credits("-0.00", allow_negative=True)) == "0.00"
+
+
+def test_format_credits_refuses_non_integers() -> None:
+    with pytest.raises(TypeError):
+        format_credits(1.5)  # type: ignore[arg-type]
+
+
+@given(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1))
+def test_parse_inverts_format(minor: int) -> None:
+    assert parse_credits(format_credits(minor), allow_negative=True) == minor
+
+
+@given(st.decimals(min_value=-MAX_CREDITS, max_value=MAX_CREDITS, places=2))
+def test_format_inverts_parse(amount: Decimal) -> None:
+    text = str(amount)
+    # abs() and a sign of our own: Decimal prints -0.00, but there is no negative zero credit.
+    expected = ("-" if amount < 0 else "") + f"{abs(amount):.2f}"
+    assert format_credits(parse_credits(text, allow_negative=True)) == expected
+    assert parse_credits(text, allow_negative=True) == int(amount.scaleb(2))
+    assert CREDIT_SCALE == 100
