@@ -1,0 +1,221 @@
+"""Write-behind group commit for accepted messages and their debits (the hot path).
+
+`submit()` parks a message and returns once its row and its debit are committed, so the
+gateway may then send submit_sm_resp (principle 3). One background task commits many
+messages per transaction: a flush starts when `max_batch` items wait or `max_delay`
+after the first of them arrived, and whatever arrives during a flush waits for the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from store.engine import writer
+from store.errors import AccountNotFound, InsufficientCredit, StoreError
+from store.tables import accounts, ledger, messages
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """A message row to insert; fields mirror the messages table, cost in minor units."""
+
+    id: int
+    account_id: int
+    direction: str
+    source_addr: str
+    source_ton: int
+    source_npi: int
+    dest_addr: str
+    dest_ton: int
+    dest_npi: int
+    esm_class: int
+    registered_delivery: int
+    data_coding: int
+    body: bytes | None
+    segments: int
+    cost: int
+    status: str
+    created_at: datetime
+    schedule_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+_FIELDS = tuple(f.name for f in fields(NewMessage))
+
+_Pending = tuple[NewMessage, "asyncio.Future[None]"]
+
+
+class WriteBehindBatcher:
+    """Group-commits NewMessage rows and their 'debit' ledger rows."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, max_batch: int = 1000, max_delay: float = 0.002
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if max_delay < 0:
+            raise ValueError("max_delay must not be negative")
+        self._engine = writer(engine)
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._pending: list[_Pending] = []
+        self._first_at = 0.0  # loop time the oldest pending item arrived
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise StoreError("batcher already started")
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="store-write-behind-batcher")
+
+    async def stop(self) -> None:
+        """Stop accepting work, flush everything pending, and wait for the last commit."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        await task
+
+    async def submit(self, msg: NewMessage) -> None:
+        """Return once `msg` and its debit are committed.
+
+        Raises InsufficientCredit if the account's balance cannot cover the account's
+        share of the batch (nothing is written for that account), AccountNotFound, or
+        the database error that rolled back the whole batch.
+        """
+        await self.enqueue(msg)
+
+    def enqueue(self, msg: NewMessage) -> asyncio.Future[None]:
+        """submit() without a coroutine: the future resolves when `msg` is committed.
+
+        For the session hot path, which reacts with a done-callback instead of a task
+        per submit_sm. The future's outcome is what submit() returns or raises.
+        """
+        if self._task is None or self._stopping:
+            raise StoreError("the write-behind batcher is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((msg, future))
+        if len(self._pending) == 1:
+            self._first_at = loop.time()
+            self._wake.set()
+        elif len(self._pending) >= self._max_batch:
+            self._wake.set()
+        return future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not self._pending:
+                    if self._stopping:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                if len(self._pending) < self._max_batch and not self._stopping:
+                    remaining = self._first_at + self._max_delay - loop.time()
+                    if remaining > 0:
+                        self._wake.clear()
+                        try:
+                            await asyncio.wait_for(self._wake.wait(), remaining)
+                        except TimeoutError:
+                            pass
+                        continue
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                if self._pending:
+                    # What is left has been waiting since before this flush.
+                    self._first_at = loop.time()
+                await self._flush(batch)
+        finally:
+            # Only reached with work pending if the task was cancelled: never leave a
+            # submitter waiting forever.
+            leftover, self._pending = self._pending, []
+            for _, future in leftover:
+                if not future.done():
+                    future.set_exception(StoreError("the write-behind batcher stopped"))
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        totals: dict[int, int] = {}
+        for msg, _ in batch:
+            totals[msg.account_id] = totals.get(msg.account_id, 0) + msg.cost
+        try:
+            async with self._engine.begin() as conn:
+                refused = await self._debit(conn, totals)
+                accepted = [msg for msg, _ in batch if msg.account_id not in refused]
+                if accepted:
+                    await conn.execute(
+                        messages.insert(),
+                        [{name: getattr(msg, name) for name in _FIELDS} for msg in accepted],
+                    )
+                    debits = [
+                        {"account_id": msg.account_id, "kind": "debit", "amount": -msg.cost,
+                         "message_id": msg.id, "note": None, "created_at": msg.created_at}
+                        for msg in accepted
+                        if msg.cost
+                    ]
+                    if debits:
+                        await conn.execute(ledger.insert(), debits)
+        except Exception as exc:  # noqa: BLE001 - any failure is handed to the submitters
+            # The transaction rolled back: nothing of this batch was written.
+            log.warning("write-behind batch of %d failed: %r", len(batch), exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for msg, future in batch:
+            if future.done():  # the submitter was cancelled; its row is committed anyway
+                continue
+            error = refused.get(msg.account_id)
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+    async def _debit(self, conn: AsyncConnection, totals: dict[int, int]) -> dict[int, Exception]:
+        """Debit each account's batch total if it can pay; returns the refused accounts."""
+        refused: dict[int, Exception] = {}
+        # Account order is the same in every transaction on every node, so concurrent
+        # batches and transfers on PostgreSQL wait for each other instead of deadlocking.
+        for account_id in sorted(totals):
+            total = totals[account_id]
+            # Runs even for a total of 0: it doubles as the check that the account exists.
+            result = await conn.execute(
+                accounts.update()
+                .where(accounts.c.id == account_id, accounts.c.balance >= total)
+                .values(balance=accounts.c.balance - total)
+            )
+            if result.rowcount == 1:
+                continue
+            exists = (
+                await conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id))
+            ).first()
+            refused[account_id] = (
+                InsufficientCredit(account_id, total)
+                if exists
+                else AccountNotFound(f"id={account_id}")
+            )
+        return refused
+
+    @property
+    def pending(self) -> int:
+        """Messages waiting for the next commit (for metrics)."""
+        return len(self._pending)
+
+    def __repr__(self) -> str:
+        state = "running" if self._task is not None else "stopped"
+        return f"<WriteBehindBatcher {state} pending={len(self._pending)}>"
+
+

@@ -1,0 +1,281 @@
+"""Message history and the queue of deliver_sm (DLR and MO) waiting for a customer bind.
+
+New MT rows arrive through store.batcher; this module updates their state as upstreams
+answer and DLRs come back, and answers history queries. Deliveries are encoded
+deliver_sm bodies the gateway produced; the store keeps them as opaque bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from store.engine import writer
+from store.tables import (
+    DELIVERY_KINDS,
+    MESSAGE_STATUSES,
+    UTCDateTime,
+    deliveries,
+    messages,
+    utcnow,
+)
+
+# How long an undelivered DLR/MO is retried when the caller gives no expiry
+# (the architecture follows OVH's 7 days).
+DEFAULT_DELIVERY_TTL = timedelta(days=7)
+
+StatusUpdate = tuple[int, str, int | None, datetime | None]
+
+
+class MessageStore:
+    """Repository of message history and pending deliveries."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+
+    # -- messages -----------------------------------------------------------------
+
+    async def mark_status(self, updates: Sequence[StatusUpdate]) -> None:
+        """Apply (id, status, error_code, done_at) updates in one executemany transaction.
+
+        A done_at of None keeps the stored one: an intermediate state reported after the
+        final one must not erase when the message finished.
+        """
+        if not updates:
+            return
+        params = _status_params(updates)
+        async with self._writer.begin() as conn:
+            await conn.execute(_MARK_STATUS, params)
+
+    async def record_outcomes(
+        self, updates: Sequence[StatusUpdate], receipts: Iterable[Mapping[str, Any]]
+    ) -> list[int]:
+        """mark_status(updates) and enqueue_deliveries(receipts) in one transaction.
+
+        A final state and the DLR that reports it are committed together, so a crash
+        cannot leave a DELIVERED message whose receipt was never queued.
+        Returns the delivery ids in the order given.
+        """
+        status_params = _status_params(updates)
+        delivery_params = _delivery_params(receipts)
+        if not status_params and not delivery_params:
+            return []
+        async with self._writer.begin() as conn:
+            if status_params:
+                await conn.execute(_MARK_STATUS, status_params)
+            if delivery_params:
+                return await _insert_deliveries(conn, delivery_params)
+        return []
+
+    async def set_upstream(
+        self, message_id: int, upstream: str, upstream_id: str, sent_at: datetime
+    ) -> bool:
+        """Record which upstream took the message and its id there.
+
+        An ACCEPTED message becomes ENROUTE, so recovery (pending_upstream) will not
+        send it again; a later state already recorded (a fast DLR) is kept.
+        Returns False if no such message exists.
+        """
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                messages.update()
+                .where(messages.c.id == message_id)
+                .values(
+                    upstream=upstream,
+                    upstream_id=upstream_id,
+                    sent_at=sent_at,
+                    status=sa.case(
+                        (messages.c.status == "ACCEPTED", "ENROUTE"), else_=messages.c.status
+                    ),
+                )
+            )
+        return result.rowcount > 0
+
+    async def get(self, message_id: int) -> dict[str, Any] | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(messages).where(messages.c.id == message_id))
+            ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def by_upstream(self, upstream: str, upstream_id: str) -> dict[str, Any] | None:
+        """Map an upstream's message id (from its DLR) back to our message."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(messages)
+                    .where(messages.c.upstream == upstream, messages.c.upstream_id == upstream_id)
+                    .order_by(messages.c.id.desc())
+                    .limit(1)
+                )
+            ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def count_by_status(self, account_id: int) -> dict[str, int]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(messages.c.status, sa.func.count())
+                .where(messages.c.account_id == account_id)
+                .group_by(messages.c.status)
+            )
+            return {status: int(count) for status, count in rows}
+
+    async def pending_upstream(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """ACCEPTED messages not yet handed to an upstream, oldest first (restart recovery)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(messages)
+                .where(messages.c.status == "ACCEPTED")
+                .order_by(messages.c.id)
+                .limit(limit)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    async def query(
+        self,
+        account_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """History in creation order; `since` inclusive, `until` exclusive."""
+        stmt = sa.select(messages)
+        if account_id is not None:
+            stmt = stmt.where(messages.c.account_id == account_id)
+        if since is not None:
+            stmt = stmt.where(messages.c.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(messages.c.created_at < until)
+        stmt = stmt.order_by(messages.c.created_at, messages.c.id).limit(limit)
+        async with self._engine.connect() as conn:
+            return [dict(row._mapping) for row in await conn.execute(stmt)]
+
+    # -- deliveries (deliver_sm waiting for the customer) ---------------------------
+
+    async def enqueue_deliveries(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Queue deliver_sm bodies; returns their ids in the order given.
+
+        Each row needs account_id, kind ('dlr'|'mo') and body; message_id, created_at
+        and next_attempt_at (default now) and expires_at (default now + 7 days) are
+        optional.
+        """
+        params = _delivery_params(rows)
+        if not params:
+            return []
+        async with self._writer.begin() as conn:
+            return await _insert_deliveries(conn, params)
+
+    async def due_deliveries(
+        self, account_id: int, now: datetime, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Pending, unexpired deliveries of an account whose next attempt is due."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(deliveries)
+                .where(
+                    deliveries.c.state == "pending",
+                    deliveries.c.account_id == account_id,
+                    deliveries.c.next_attempt_at <= now,
+                    deliveries.c.expires_at > now,
+                )
+                .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+                .limit(limit)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    async def mark_delivered(self, ids: Iterable[int]) -> int:
+        """Mark pending deliveries delivered; returns how many changed."""
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(id_list), deliveries.c.state == "pending")
+                .values(state="delivered")
+            )
+        return int(result.rowcount)
+
+    async def reschedule(self, delivery_id: int, next_attempt_at: datetime) -> bool:
+        """Count a failed attempt and set when to try again; False if not pending."""
+        return await self.reschedule_many([delivery_id], next_attempt_at) == 1
+
+    async def reschedule_many(self, ids: Iterable[int], next_attempt_at: datetime) -> int:
+        """reschedule() for several deliveries in one statement; returns how many."""
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(id_list), deliveries.c.state == "pending")
+                .values(attempts=deliveries.c.attempts + 1, next_attempt_at=next_attempt_at)
+            )
+        return int(result.rowcount)
+
+    async def expire_deliveries(self, now: datetime) -> int:
+        """Give up on pending deliveries past their expiry; returns how many."""
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                deliveries.update()
+                .where(deliveries.c.state == "pending", deliveries.c.expires_at <= now)
+                .values(state="expired")
+            )
+        return int(result.rowcount)
+
+
+_MARK_STATUS = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        error_code=sa.bindparam("b_error"),
+        done_at=sa.func.coalesce(sa.bindparam("b_done", type_=UTCDateTime()), messages.c.done_at),
+    )
+)
+
+
+def _status_params(updates: Sequence[StatusUpdate]) -> list[dict[str, Any]]:
+    params = []
+    for message_id, status, error_code, done_at in updates:
+        if status not in MESSAGE_STATUSES:
+            raise ValueError(f"unknown message status {status!r} for message {message_id}")
+        params.append(
+            {"b_id": message_id, "b_status": status, "b_error": error_code, "b_done": done_at}
+        )
+    return params
+
+
+def _delivery_params(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    now = utcnow()
+    params = []
+    for row in rows:
+        if row["kind"] not in DELIVERY_KINDS:
+            raise ValueError(f"delivery kind must be one of {DELIVERY_KINDS}: {row['kind']!r}")
+        params.append(
+            {
+                "account_id": row["account_id"],
+                "message_id": row.get("message_id"),
+                "kind": row["kind"],
+                "body": bytes(row["body"]),
+                "state": "pending",
+                "attempts": 0,
+                "created_at": row.get("created_at") or now,
+                "next_attempt_at": row.get("next_attempt_at") or now,
+                "expires_at": row.get("expires_at") or now + DEFAULT_DELIVERY_TTL,
+            }
+        )
+    return params
+
+
+async def _insert_deliveries(conn: AsyncConnection, params: list[dict[str, Any]]) -> list[int]:
+    # sort_by_parameter_order: the caller pairs each id with the row it passed.
+    result = await conn.execute(
+        deliveries.insert().returning(deliveries.c.id, sort_by_parameter_order=True), params
+    )
+    return [int(i) for i in result.scalars().all()]
