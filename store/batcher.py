@@ -138,14 +138,18 @@ class WriteBehindBatcher:
                 if self._pending:
                     # What is left has been waiting since before this flush.
                     self._first_at = loop.time()
-                await self._flush(batch)
+                try:
+                    await self._flush(batch)
+                except BaseException:
+                    # Cancelled mid-commit: whether it committed is unknown, and the
+                    # submitters must hear that rather than wait forever.
+                    _fail(batch, StoreError("the write-behind batcher was cancelled"))
+                    raise
         finally:
             # Only reached with work pending if the task was cancelled: never leave a
             # submitter waiting forever.
             leftover, self._pending = self._pending, []
-            for _, future in leftover:
-                if not future.done():
-                    future.set_exception(StoreError("the write-behind batcher stopped"))
+            _fail(leftover, StoreError("the write-behind batcher stopped"))
 
     async def _flush(self, batch: list[_Pending]) -> None:
         totals: dict[int, int] = {}
@@ -171,9 +175,7 @@ class WriteBehindBatcher:
         except Exception as exc:  # noqa: BLE001 - any failure is handed to the submitters
             # The transaction rolled back: nothing of this batch was written.
             log.warning("write-behind batch of %d failed: %r", len(batch), exc)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail(batch, exc)
             return
         for msg, future in batch:
             if future.done():  # the submitter was cancelled; its row is committed anyway
@@ -219,3 +221,9 @@ class WriteBehindBatcher:
         return f"<WriteBehindBatcher {state} pending={len(self._pending)}>"
 
 
+
+
+def _fail(items: list[_Pending], exc: BaseException) -> None:
+    for _, future in items:
+        if not future.done():
+            future.set_exception(exc)
