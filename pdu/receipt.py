@@ -1,0 +1,208 @@
+"""The delivery receipt text carried in a DLR deliver_sm (SMPP 3.4 Appendix B).
+
+The format is de facto rather than normative: we write the one form every client we
+serve parses, and read the many variants upstream SMSCs send. Also the mapping between
+receipt stat words and SMPP message_state values (5.2.28).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from enum import IntEnum
+
+
+class MessageState(IntEnum):
+    """SMPP 3.4 message_state (section 5.2.28)."""
+
+    ENROUTE = 1
+    DELIVERED = 2
+    EXPIRED = 3
+    DELETED = 4
+    UNDELIVERABLE = 5
+    ACCEPTED = 6
+    UNKNOWN = 7
+    REJECTED = 8
+
+
+# The same values under flat names, for callers that pass plain ints around.
+MESSAGE_STATE_ENROUTE = MessageState.ENROUTE
+MESSAGE_STATE_DELIVERED = MessageState.DELIVERED
+MESSAGE_STATE_EXPIRED = MessageState.EXPIRED
+MESSAGE_STATE_DELETED = MessageState.DELETED
+MESSAGE_STATE_UNDELIVERABLE = MessageState.UNDELIVERABLE
+MESSAGE_STATE_ACCEPTED = MessageState.ACCEPTED
+MESSAGE_STATE_UNKNOWN = MessageState.UNKNOWN
+MESSAGE_STATE_REJECTED = MessageState.REJECTED
+
+
+STAT_ENROUTE = "ENROUTE"
+STAT_DELIVERED = "DELIVRD"
+STAT_EXPIRED = "EXPIRED"
+STAT_DELETED = "DELETED"
+STAT_UNDELIVERABLE = "UNDELIV"
+STAT_ACCEPTED = "ACCEPTD"
+STAT_UNKNOWN = "UNKNOWN"
+STAT_REJECTED = "REJECTD"
+
+STAT_BY_STATE: dict[int, str] = {
+    MessageState.ENROUTE: STAT_ENROUTE,
+    MessageState.DELIVERED: STAT_DELIVERED,
+    MessageState.EXPIRED: STAT_EXPIRED,
+    MessageState.DELETED: STAT_DELETED,
+    MessageState.UNDELIVERABLE: STAT_UNDELIVERABLE,
+    MessageState.ACCEPTED: STAT_ACCEPTED,
+    MessageState.UNKNOWN: STAT_UNKNOWN,
+    MessageState.REJECTED: STAT_REJECTED,
+}
+STATE_BY_STAT: dict[str, MessageState] = {
+    stat: MessageState(state) for state, stat in STAT_BY_STATE.items()
+}
+
+# Long spellings some SMSCs write instead of the 7-letter words.
+_STAT_ALIASES = {
+    "DELIVERED": STAT_DELIVERED,
+    "UNDELIVERABLE": STAT_UNDELIVERABLE,
+    "UNDELIVERED": STAT_UNDELIVERABLE,
+    "ACCEPTED": STAT_ACCEPTED,
+    "REJECTED": STAT_REJECTED,
+}
+
+RECEIPT_TEXT_LENGTH = 20
+"""Characters of the original message a receipt quotes (SMPP 3.4 Appendix B)."""
+
+DATE_FORMAT = "%y%m%d%H%M"
+"""YYMMDDhhmm: the 10-digit form; aiosmpplib drops a receipt with 12-digit dates."""
+
+
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+class InvalidReceipt(ValueError):
+    """Receipt text we cannot read (or a Receipt we refuse to write)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    message_id: str
+    sub: int
+    dlvrd: int
+    submit_date: datetime
+    done_date: datetime
+    stat: str
+    err: int
+    text: str = ""
+
+    @property
+    def message_state(self) -> MessageState:
+        return state_for_stat(self.stat)
+
+
+def stat_for_state(state: int) -> str:
+    """The receipt stat word for an SMPP message_state; ValueError for other values."""
+    try:
+        return STAT_BY_STATE[state]
+    except KeyError:
+        raise ValueError(f"no receipt stat for message_state {state}") from None
+
+
+def state_for_stat(stat: str) -> MessageState:
+    """The SMPP message_state for a receipt stat word (long spellings accepted)."""
+    word = stat.upper()
+    try:
+        return STATE_BY_STAT[_STAT_ALIASES.get(word, word)]
+    except KeyError:
+        raise ValueError(f"unknown receipt stat {stat!r}") from None
+
+
+def format_receipt(r: Receipt) -> bytes:
+    """The receipt text every client we serve parses, as ASCII octets.
+
+    id:<id> sub:NNN dlvrd:NNN submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:WORD
+    err:NNN text:<first 20 characters>. The text goes last because clients split on
+    spaces and it may hold spaces; characters outside printable ASCII become '?' so the
+    octets read the same under data_coding 0 in every client.
+    """
+    if not r.message_id or not r.message_id.isascii() or any(c.isspace() for c in r.message_id):
+        raise InvalidReceipt(f"message_id {r.message_id!r} must be non-empty ASCII without spaces")
+    if r.stat not in STATE_BY_STAT:
+        raise InvalidReceipt(f"stat {r.stat!r} is not one of {sorted(STATE_BY_STAT)}")
+    for name, value in (("sub", r.sub), ("dlvrd", r.dlvrd), ("err", r.err)):
+        if not 0 <= value <= 999:
+            raise InvalidReceipt(f"{name} {value} does not fit three digits")
+    text = _NOT_PRINTABLE_ASCII.sub("?", r.text[:RECEIPT_TEXT_LENGTH])
+    return (
+        f"id:{r.message_id} sub:{r.sub:03d} dlvrd:{r.dlvrd:03d} "
+        f"submit date:{r.submit_date.strftime(DATE_FORMAT)} "
+        f"done date:{r.done_date.strftime(DATE_FORMAT)} "
+        f"stat:{r.stat} err:{r.err:03d} text:{text}"
+    ).encode("ascii")
+
+
+# Keys before the text: "submit date" is also seen as submit_date / submitdate.
+_FIELD = re.compile(
+    r"(?:^|\s)(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err)\s*:\s*(\S*)",
+    re.IGNORECASE,
+)
+_DATE_KEY = re.compile(r"[ _]?date$")
+_TEXT = re.compile(r"(?:^|\s)text:", re.IGNORECASE)
+
+
+def parse_receipt(data: bytes, *, tz: tzinfo | None = None) -> Receipt:
+    """Read receipt text as SMSCs send it; InvalidReceipt when id, stat or a date is unusable.
+
+    Accepts keys in any case, dates of 10 digits (YYMMDDhhmm) or 12 (YYMMDDhhmmss, or
+    YYYYMMDDhhmm when that is the only valid reading), unpadded numbers, a missing
+    text (then ""), and long stat spellings (DELIVERED -> DELIVRD). Missing sub,
+    dlvrd or err read as 0. Dates come back naive unless `tz` is given: the receipt
+    does not say which zone the SMSC used.
+    """
+    raw = data.rstrip(b"\x00").decode("latin-1")
+    text_match = _TEXT.search(raw)
+    head, text = (raw[: text_match.start()], raw[text_match.end() :]) if text_match else (raw, "")
+    fields: dict[str, str] = {}
+    for match in _FIELD.finditer(head):
+        key = _DATE_KEY.sub(" date", match.group(1).lower())
+        fields.setdefault(key, match.group(2))
+
+    message_id = fields.get("id")
+    if not message_id:
+        raise InvalidReceipt("receipt has no id")
+    stat = fields.get("stat", "").upper()
+    if not stat:
+        raise InvalidReceipt("receipt has no stat")
+    return Receipt(
+        message_id=message_id,
+        sub=_number(fields, "sub"),
+        dlvrd=_number(fields, "dlvrd"),
+        submit_date=_date(fields, "submit date", tz),
+        done_date=_date(fields, "done date", tz),
+        stat=_STAT_ALIASES.get(stat, stat),
+        err=_number(fields, "err"),
+        text=text,
+    )
+
+
+def _number(fields: dict[str, str], key: str) -> int:
+    value = fields.get(key)
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise InvalidReceipt(f"{key} {value!r} is not a number")
+    return int(value)
+
+
+def _date(fields: dict[str, str], key: str, tz: tzinfo | None) -> datetime:
+    value = fields.get(key)
+    if value is None:
+        raise InvalidReceipt(f"receipt has no {key}")
+    formats = {10: ("%y%m%d%H%M",), 12: ("%y%m%d%H%M%S", "%Y%m%d%H%M")}.get(len(value), ())
+    if not value.isdigit() or not formats:
+        raise InvalidReceipt(f"{key} {value!r} is not YYMMDDhhmm or YYMMDDhhmmss")
+    for fmt in formats:
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=tz)
+        except ValueError:
+            continue
+    raise InvalidReceipt(f"{key} {value!r} is not a valid date")
