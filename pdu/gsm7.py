@@ -69,7 +69,9 @@ _ENCODE_MAP.update({ord(ch): bytes((ESCAPE, code)) for code, ch in EXTENSION_TAB
 # Septets 0x80..0xFF are undefined (U+FFFE), so strict charmap decoding rejects them.
 _DECODE_TABLE = DEFAULT_ALPHABET + "\ufffe" * 128
 
-_NOT_GSM7 = re.compile("[^" + re.escape(DEFAULT_ALPHABET.replace("\x1b", "") + _EXTENSION_CHARS) + "]")
+_NOT_GSM7 = re.compile(
+    "[^" + re.escape(DEFAULT_ALPHABET.replace("\x1b", "") + _EXTENSION_CHARS) + "]"
+)
 _EXTENSION_RE = re.compile("[" + re.escape(_EXTENSION_CHARS) + "]")
 
 

@@ -63,7 +63,7 @@ class Alphabet(Enum):
 
 
 class UnsupportedDataCoding(ValueError):
-    """A data_coding we do not handle (vendor status ESME_RUNSDATACODING), or binary where text is needed."""
+    """A data_coding we do not handle (vendor status ESME_RUNSDATACODING), or binary as text."""
 
 
 class InvalidText(ValueError):
@@ -148,7 +148,9 @@ def _decode_ucs2(data: bytes, strict: bool) -> str:
         return data.decode("utf-16-be", "strict" if strict else "replace")
     except UnicodeDecodeError as exc:
         # A lone surrogate: typically a client that cut a pair across two segments.
-        raise InvalidText(f"UCS-2 payload has an unpaired surrogate at offset {exc.start}") from None
+        raise InvalidText(
+            f"UCS-2 payload has an unpaired surrogate at offset {exc.start}"
+        ) from None
 
 
 def display_text(data: bytes, data_coding: int, *, gsm_packed: bool = False) -> str:

@@ -18,8 +18,14 @@ DONE = datetime(2024, 3, 9, 14, 7)
 
 def make(**changes: object) -> Receipt:
     fields: dict[str, object] = {
-        "message_id": "a1b2c3", "sub": 1, "dlvrd": 1, "submit_date": SUBMITTED,
-        "done_date": DONE, "stat": "DELIVRD", "err": 0, "text": "Hello world",
+        "message_id": "a1b2c3",
+        "sub": 1,
+        "dlvrd": 1,
+        "submit_date": SUBMITTED,
+        "done_date": DONE,
+        "stat": "DELIVRD",
+        "err": 0,
+        "text": "Hello world",
     }
     fields.update(changes)
     return Receipt(**fields)  # type: ignore[arg-type]
@@ -60,8 +66,14 @@ def test_format_pads_numbers_to_three_digits() -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"message_id": ""}, {"message_id": "has space"}, {"message_id": "idé"},
-     {"stat": "DELIVERED"}, {"err": 1000}, {"sub": -1}],
+    [
+        {"message_id": ""},
+        {"message_id": "has space"},
+        {"message_id": "idé"},
+        {"stat": "DELIVERED"},
+        {"err": 1000},
+        {"sub": -1},
+    ],
 )
 def test_format_refuses_what_clients_could_not_read(changes: dict[str, object]) -> None:
     with pytest.raises(InvalidReceipt):
@@ -87,8 +99,9 @@ def test_format_then_parse_round_trip(
     message_id: str, stat: str, err: int, when: datetime, quoted: str
 ) -> None:
     minute = when.replace(second=0, microsecond=0)
-    original = make(message_id=message_id, stat=stat, err=err, submit_date=minute,
-                    done_date=minute, text=quoted)
+    original = make(
+        message_id=message_id, stat=stat, err=err, submit_date=minute, done_date=minute, text=quoted
+    )
     assert receipt.parse_receipt(receipt.format_receipt(original)) == original
 
 
@@ -118,8 +131,7 @@ def test_parse_is_case_insensitive_and_reads_capital_text() -> None:
 
 def test_parse_without_text() -> None:
     parsed = receipt.parse_receipt(
-        b"id:42 sub:001 dlvrd:000 submit date:2403091405 done date:2403091407 "
-        b"stat:EXPIRED err:801"
+        b"id:42 sub:001 dlvrd:000 submit date:2403091405 done date:2403091407 stat:EXPIRED err:801"
     )
     assert parsed.text == "" and parsed.stat == "EXPIRED" and parsed.err == 801
 
@@ -156,8 +168,7 @@ def test_parse_attaches_a_zone_when_asked() -> None:
         (b"id:1 done date:2403091407 stat:DELIVRD", "no submit date"),
         (b"id:1 submit date:24030914 done date:2403091407 stat:DELIVRD", "not YYMMDD"),
         (b"id:1 submit date:2413091405 done date:2403091407 stat:DELIVRD", "not a valid"),
-        (b"id:1 submit date:2403091405 done date:2403091407 stat:DELIVRD err:x1",
-         "not a number"),
+        (b"id:1 submit date:2403091405 done date:2403091407 stat:DELIVRD err:x1", "not a number"),
         (b"this is an MO text, not a receipt", "no id"),
     ],
 )
@@ -171,8 +182,16 @@ def test_parse_refuses_unusable_receipts(data: bytes, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("state", "stat"),
-    [(1, "ENROUTE"), (2, "DELIVRD"), (3, "EXPIRED"), (4, "DELETED"), (5, "UNDELIV"),
-     (6, "ACCEPTD"), (7, "UNKNOWN"), (8, "REJECTD")],
+    [
+        (1, "ENROUTE"),
+        (2, "DELIVRD"),
+        (3, "EXPIRED"),
+        (4, "DELETED"),
+        (5, "UNDELIV"),
+        (6, "ACCEPTD"),
+        (7, "UNKNOWN"),
+        (8, "REJECTD"),
+    ],
 )
 def test_stat_and_message_state_map_both_ways(state: int, stat: str) -> None:
     assert receipt.stat_for_state(state) == stat

@@ -10,9 +10,7 @@ from pdu import gsm7, text, udh
 from pdu.gsm7 import InvalidGsm7, TextEncodeError
 from pdu.text import Alphabet, InvalidText, UnsupportedDataCoding
 
-GSM_CHARS = [c for c in gsm7.DEFAULT_ALPHABET if c != "\x1b"] + list(
-    gsm7.EXTENSION_TABLE.values()
-)
+GSM_CHARS = [c for c in gsm7.DEFAULT_ALPHABET if c != "\x1b"] + list(gsm7.EXTENSION_TABLE.values())
 gsm_text = st.text(alphabet=st.sampled_from(GSM_CHARS), max_size=700)
 EMOJI = "\U0001f600"  # outside the BMP: a UTF-16 surrogate pair
 
@@ -22,10 +20,20 @@ EMOJI = "\U0001f600"  # outside the BMP: a UTF-16 surrogate pair
 
 @pytest.mark.parametrize(
     ("data_coding", "alphabet"),
-    [(0x00, Alphabet.GSM7), (0x01, Alphabet.IA5), (0x02, Alphabet.OCTET),
-     (0x03, Alphabet.LATIN1), (0x04, Alphabet.OCTET), (0x08, Alphabet.UCS2),
-     (0xF0, Alphabet.GSM7), (0xF3, Alphabet.GSM7), (0xF4, Alphabet.OCTET),
-     (0xF7, Alphabet.OCTET), (0xF8, Alphabet.GSM7), (0xFF, Alphabet.OCTET)],
+    [
+        (0x00, Alphabet.GSM7),
+        (0x01, Alphabet.IA5),
+        (0x02, Alphabet.OCTET),
+        (0x03, Alphabet.LATIN1),
+        (0x04, Alphabet.OCTET),
+        (0x08, Alphabet.UCS2),
+        (0xF0, Alphabet.GSM7),
+        (0xF3, Alphabet.GSM7),
+        (0xF4, Alphabet.OCTET),
+        (0xF7, Alphabet.OCTET),
+        (0xF8, Alphabet.GSM7),
+        (0xFF, Alphabet.OCTET),
+    ],
 )
 def test_alphabet_for_supported_codings(data_coding: int, alphabet: Alphabet) -> None:
     assert text.alphabet_for(data_coding) is alphabet
@@ -168,9 +176,7 @@ def test_ucs2_segment_boundaries(length: int, segments: int) -> None:
     assert text.count_segments(message.encode("utf-16-be"), 8) == segments
 
 
-@pytest.mark.parametrize(
-    ("length", "segments"), [(0, 1), (140, 1), (141, 2), (268, 2), (269, 3)]
-)
+@pytest.mark.parametrize(("length", "segments"), [(0, 1), (140, 1), (141, 2), (268, 2), (269, 3)])
 @pytest.mark.parametrize("data_coding", [0x03, 0x04, 0x02, 0xF5])
 def test_octet_segment_boundaries(length: int, segments: int, data_coding: int) -> None:
     assert text.count_segments(b"\xe9" * length, data_coding) == segments

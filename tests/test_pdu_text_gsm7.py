@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 from pdu import gsm7
 from pdu.gsm7 import InvalidGsm7, TextEncodeError
 
-GSM_CHARS = [c for c in gsm7.DEFAULT_ALPHABET if c != "\x1b"] + list(
-    gsm7.EXTENSION_TABLE.values()
-)
+GSM_CHARS = [c for c in gsm7.DEFAULT_ALPHABET if c != "\x1b"] + list(gsm7.EXTENSION_TABLE.values())
 gsm_text = st.text(alphabet=st.sampled_from(GSM_CHARS), max_size=400)
 septets = st.binary(max_size=400).map(lambda b: bytes(x & 0x7F for x in b))
 
@@ -35,9 +33,23 @@ def test_tables_have_the_03_38_sizes() -> None:
 
 @pytest.mark.parametrize(
     ("char", "septet"),
-    [("@", 0x00), ("£", 0x01), ("\n", 0x0A), ("\r", 0x0D), ("Δ", 0x10), ("_", 0x11),
-     (" ", 0x20), ("¤", 0x24), ("¡", 0x40), ("A", 0x41), ("§", 0x5F), ("¿", 0x60),
-     ("a", 0x61), ("ü", 0x7E), ("à", 0x7F)],
+    [
+        ("@", 0x00),
+        ("£", 0x01),
+        ("\n", 0x0A),
+        ("\r", 0x0D),
+        ("Δ", 0x10),
+        ("_", 0x11),
+        (" ", 0x20),
+        ("¤", 0x24),
+        ("¡", 0x40),
+        ("A", 0x41),
+        ("§", 0x5F),
+        ("¿", 0x60),
+        ("a", 0x61),
+        ("ü", 0x7E),
+        ("à", 0x7F),
+    ],
 )
 def test_default_alphabet_positions(char: str, septet: int) -> None:
     assert gsm7.encode_unpacked(char) == bytes([septet])
@@ -45,8 +57,18 @@ def test_default_alphabet_positions(char: str, septet: int) -> None:
 
 @pytest.mark.parametrize(
     ("char", "code"),
-    [("\f", 0x0A), ("^", 0x14), ("{", 0x28), ("}", 0x29), ("\\", 0x2F), ("[", 0x3C),
-     ("~", 0x3D), ("]", 0x3E), ("|", 0x40), ("€", 0x65)],
+    [
+        ("\f", 0x0A),
+        ("^", 0x14),
+        ("{", 0x28),
+        ("}", 0x29),
+        ("\\", 0x2F),
+        ("[", 0x3C),
+        ("~", 0x3D),
+        ("]", 0x3E),
+        ("|", 0x40),
+        ("€", 0x65),
+    ],
 )
 def test_extension_characters_are_escape_pairs(char: str, code: int) -> None:
     assert gsm7.encode_unpacked(char) == bytes([0x1B, code])

@@ -96,8 +96,14 @@ def test_build_concat_udh_layouts() -> None:
 
 @pytest.mark.parametrize(
     ("ref", "total", "seq", "udh16"),
-    [(256, 2, 1, False), (-1, 2, 1, False), (0x10000, 2, 1, True), (1, 2, 0, False),
-     (1, 2, 3, False), (1, 256, 1, False)],
+    [
+        (256, 2, 1, False),
+        (-1, 2, 1, False),
+        (0x10000, 2, 1, True),
+        (1, 2, 0, False),
+        (1, 2, 3, False),
+        (1, 256, 1, False),
+    ],
 )
 def test_build_concat_udh_refuses_out_of_range(ref: int, total: int, seq: int, udh16: bool) -> None:
     with pytest.raises(ValueError):
