@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import smpplib.smpp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import pytest
 
 from pdu import codec
 from pdu.codec import (
@@ -106,23 +106,23 @@ def _smpplib(command: str, **fields) -> bytes:
 
 
 SMPPLIB_CASES = [
-    ("bind_transmitter", BindTransmitter, dict(system_id="smpp-a1", password="pw12",
-                                               system_type="VMA", interface_version=0x34)),
-    ("bind_receiver", BindReceiver, dict(system_id="smpp-a1", password="pw12",
-                                         interface_version=0x34, addr_ton=1, addr_npi=1)),
-    ("bind_transceiver", BindTransceiver, dict(system_id="x", password="y",
-                                               interface_version=0x34)),
+    ("bind_transmitter", BindTransmitter, {"system_id": "smpp-a1", "password": "pw12",
+                                               "system_type": "VMA", "interface_version": 0x34}),
+    ("bind_receiver", BindReceiver, {"system_id": "smpp-a1", "password": "pw12",
+                                         "interface_version": 0x34, "addr_ton": 1, "addr_npi": 1}),
+    ("bind_transceiver", BindTransceiver, {"system_id": "x", "password": "y",
+                                               "interface_version": 0x34}),
     ("unbind", codec.Unbind, {}),
     ("unbind_resp", codec.UnbindResp, {}),
     ("enquire_link", EnquireLink, {}),
     ("enquire_link_resp", codec.EnquireLinkResp, {}),
-    ("submit_sm", SubmitSm, dict(source_addr_ton=5, source_addr="ovh123", dest_addr_ton=1,
-                                 dest_addr_npi=1, destination_addr="33601020304",
-                                 registered_delivery=1, data_coding=8,
-                                 short_message=b"\x00h\x00i")),
-    ("submit_sm_resp", SubmitSmResp, dict(message_id="4242")),
-    ("deliver_sm", DeliverSm, dict(source_addr="33601020304", destination_addr="ovh",
-                                   esm_class=4, short_message=b"id:1 stat:DELIVRD")),
+    ("submit_sm", SubmitSm, {"source_addr_ton": 5, "source_addr": "ovh123", "dest_addr_ton": 1,
+                                 "dest_addr_npi": 1, "destination_addr": "33601020304",
+                                 "registered_delivery": 1, "data_coding": 8,
+                                 "short_message": b"\x00h\x00i"}),
+    ("submit_sm_resp", SubmitSmResp, {"message_id": "4242"}),
+    ("deliver_sm", DeliverSm, {"source_addr": "33601020304", "destination_addr": "ovh",
+                                   "esm_class": 4, "short_message": b"id:1 stat:DELIVRD"}),
     ("deliver_sm_resp", DeliverSmResp, {}),
 ]
 

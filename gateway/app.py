@@ -1,0 +1,235 @@
+"""The running gateway: wires the store, the account directory, the listeners, the
+upstream, the dispatcher, the admin socket and the metrics endpoint together.
+
+`Gateway` is created from one `Settings` object and owns everything it starts, so a
+test can run a whole gateway in-process on free ports and stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from auth.passwords import verify_password
+from auth.throttle import BindThrottle
+from config.settings import Settings
+from gateway.accounts import Account, AccountDirectory
+from gateway.admin import AdminServer
+from gateway.dispatcher import Dispatcher
+from gateway.ids import MessageIdGenerator
+from gateway.metrics import GatewayMetrics, MetricsServer
+from gateway.simulator import SimulatorUpstream
+from gateway.states import RECEIVING_STATES
+from gateway.submit import Submitter
+from pdu.codec import Pdu
+from pdu.status import CommandStatus
+from store import tables
+from store.accounts import AccountStore
+from store.batcher import WriteBehindBatcher
+from store.engine import make_engine, migrate
+from store.messages import MessageStore
+
+if TYPE_CHECKING:
+    from gateway.session import SmppSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Endpoints:
+    """Where a started gateway listens (ports resolved when 0 was asked for)."""
+
+    smpp: tuple[str, int] | None = None
+    tls: tuple[str, int] | None = None
+    metrics: tuple[str, int] | None = None
+    admin_socket: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self.sessions: set[SmppSession] = set()
+        self._receivers: dict[int, list[SmppSession]] = {}
+        self.throttle = BindThrottle()
+        self.ids = MessageIdGenerator(settings.node_id)
+        self.endpoints = Endpoints()
+        self._servers: list[asyncio.base_events.Server] = []
+        self._metrics_server: MetricsServer | None = None
+        self.admin: AdminServer | None = None
+        self._started = False
+
+    # --- life cycle ------------------------------------------------------------------
+
+    async def start(self) -> Endpoints:
+        s = self.settings
+        url = s.effective_database_url
+        await migrate(url)
+        self.engine = make_engine(url, sqlite_synchronous=s.sqlite_synchronous)
+        self.account_store = AccountStore(self.engine)
+        self.messages = MessageStore(self.engine)
+        self.accounts = AccountDirectory(self.account_store)
+        await self.accounts.load()
+        await self._floor_message_ids()
+        self.batcher = WriteBehindBatcher(
+            self.engine, max_batch=s.batch_max_size, max_delay=s.batch_max_delay_ms / 1000
+        )
+        await self.batcher.start()
+        self.dispatcher = Dispatcher(self)
+        self.dispatcher.start()
+        self.upstream = SimulatorUpstream(s.simulator_delay_ms / 1000, self.dispatcher.outcome)
+        self.submitter = Submitter(self)
+        await self._resend_accepted()
+        await self._listen()
+        self.admin = AdminServer(self, s.effective_admin_socket)
+        await self.admin.start()
+        self.endpoints.admin_socket = str(s.effective_admin_socket)
+        if s.metrics_port >= 0:
+            self._metrics_server = MetricsServer(self.metrics, s.metrics_host, s.metrics_port)
+            self.endpoints.metrics = await self._metrics_server.start()
+        self._started = True
+        return self.endpoints
+
+    async def _listen(self) -> None:
+        from gateway.session import SmppSession
+
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        if s.smpp_port is not None and s.smpp_port >= 0:
+            server = await loop.create_server(
+                lambda: SmppSession(self), s.smpp_host, s.smpp_port, backlog=1024
+            )
+            self._servers.append(server)
+            self.endpoints.smpp = server.sockets[0].getsockname()[:2]
+        if s.tls_port is not None:
+            context = make_tls_context(s)
+            server = await loop.create_server(
+                lambda: SmppSession(self, tls=True), s.smpp_host, s.tls_port, ssl=context,
+                backlog=1024,
+            )
+            self._servers.append(server)
+            self.endpoints.tls = server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        """Stop accepting, unbind every session, and commit all in-flight work."""
+        if not self._started:
+            return
+        self._started = False
+        for server in self._servers:
+            server.close()
+        for session in list(self.sessions):
+            session.request_unbind()
+        deadline = asyncio.get_running_loop().time() + self.settings.response_timeout
+        while self.sessions and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            session.close()
+        await self.batcher.stop()
+        self.upstream.stop()
+        await self.dispatcher.stop()
+        if self.admin is not None:
+            await self.admin.stop()
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+        await self.engine.dispose()
+
+    async def _floor_message_ids(self) -> None:
+        async with self.engine.connect() as conn:
+            top = (await conn.execute(select(func.max(tables.messages.c.id)))).scalar()
+        if top:
+            self.ids.floor_at(int(top))
+
+    async def _resend_accepted(self) -> None:
+        """Messages acknowledged before a stop or crash but not yet sent upstream."""
+        from store.batcher import NewMessage
+
+        rows = await self.messages.pending_upstream(1_000_000)
+        for row in rows:
+            fields = {k: row[k] for k in NewMessage.__dataclass_fields__ if k in row}
+            self.upstream.send(NewMessage(**fields))
+        if rows:
+            log.info("re-sent %d accepted messages to the upstream after restart", len(rows))
+
+    # --- sessions --------------------------------------------------------------------
+
+    async def authenticate(self, bind: Pdu, peer_ip: str) -> tuple[int, Account | None]:
+        """Check a bind against system_id, source IP and password; never writes."""
+        system_id = bind.system_id
+        keys = (f"ip:{peer_ip}", f"sid:{system_id}")
+        if any(self.throttle.is_blocked(k) for k in keys):
+            self.metrics.bind_failures.labels("throttled").inc()
+            return CommandStatus.ESME_RBINDTHROTTLED, None
+        account = self.accounts.get(system_id)
+        if account is None:
+            return self._bind_failed(keys, "unknown_system_id", CommandStatus.ESME_RINVSYSID)
+        if not account.active:
+            return self._bind_failed(keys, "suspended", CommandStatus.ESME_RBINDFAIL)
+        if not account.allow.allows(peer_ip):
+            return self._bind_failed(keys, "ip_not_allowed", CommandStatus.ESME_RBINDFAIL)
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(None, verify_password, account.password_hash, bind.password)
+        if not ok:
+            return self._bind_failed(keys, "bad_password", CommandStatus.ESME_RINVPASWD)
+        for key in keys:
+            self.throttle.record_success(key)
+        return CommandStatus.ESME_ROK, account
+
+    def _bind_failed(self, keys: tuple[str, ...], reason: str, status: int) -> tuple[int, None]:
+        for key in keys:
+            self.throttle.record_failure(key)
+        self.metrics.bind_failures.labels(reason).inc()
+        if self.settings.uniform_bind_failure:
+            status = CommandStatus.ESME_RBINDFAIL
+        return status, None
+
+    def on_session_bound(self, session: SmppSession) -> None:
+        if session.state in RECEIVING_STATES:
+            self._receivers.setdefault(session.account.id, []).append(session)
+            account_id = session.account.id
+            asyncio.get_running_loop().create_task(self._resume(account_id))
+
+    async def _resume(self, account_id: int) -> None:
+        try:
+            await self.dispatcher.resume_account(account_id)
+        except Exception:
+            log.exception("resuming deliveries for account %s failed", account_id)
+
+    def on_session_unbound(self, session: SmppSession) -> None:
+        if session.account is None:
+            return
+        receivers = self._receivers.get(session.account.id)
+        if receivers and session in receivers:
+            receivers.remove(session)
+            if not receivers:
+                del self._receivers[session.account.id]
+
+    def receiver_for(self, account_id: int) -> SmppSession | None:
+        """The least-loaded RX/TRX session of an account, if any is bound."""
+        candidates = [s for s in self._receivers.get(account_id, ()) if s.can_receive]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda s: s.delivery_load)
+
+    def accounts_with_receivers(self) -> list[int]:
+        return list(self._receivers)
+
+    def bound_sessions(self, system_id: str | None = None) -> list[SmppSession]:
+        return [
+            s for s in self.sessions
+            if s.account is not None and (system_id is None or s.account.system_id == system_id)
+        ]
+
+
+def make_tls_context(settings: Settings) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if settings.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    return context

@@ -1,0 +1,46 @@
+"""Helpers for tests that run a whole gateway: settings on free ports, admin calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from config.settings import Settings
+from gateway.app import Gateway
+
+
+def gateway_settings(state_dir: Path, **overrides) -> Settings:
+    values = {
+        "state_dir": state_dir,
+        "smpp_host": "127.0.0.1",
+        "smpp_port": 0,
+        "metrics_port": 0,
+        "simulator_delay_ms": 20.0,
+        "create_demo_account": False,
+        "dlr_retry_interval": 1.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class AdminFailed(Exception):
+    pass
+
+
+async def admin(gw: Gateway, op: str, **args) -> dict | list:
+    """One request over the gateway's real admin socket; raises AdminFailed on ok=false."""
+    reader, writer = await asyncio.open_unix_connection(gw.endpoints.admin_socket)
+    try:
+        writer.write(json.dumps({"op": op, "args": args}).encode() + b"\n")
+        await writer.drain()
+        answer = json.loads(await reader.readline())
+    finally:
+        writer.close()
+    if not answer["ok"]:
+        raise AdminFailed(answer["error"])
+    return answer["result"]
+
+
+async def new_account(gw: Gateway, credits: str = "1000", ips=("127.0.0.1",)) -> dict:
+    return await admin(gw, "account.create", credits=credits, allowed_ips=list(ips))
