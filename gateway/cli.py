@@ -61,6 +61,7 @@ async def _serve(settings) -> int:
             f"credits={demo['balance']} allowed_ips={','.join(demo['allowed_ips'])}",
             file=out,
         )
+    print("smppgw: ready", file=out)
     out.flush()
     await stop.wait()
     print("smppgw: stopping (unbinding sessions, committing in-flight work)", file=out)
@@ -83,6 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic narrates every plugin at INFO; an operator wants to hear only of upgrades.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         import uvloop
 
