@@ -22,6 +22,14 @@ class Account:
     allowed_ips: list[str]
     balance: int  # committed, minor units
     reserved: int = 0  # queued for commit, minor units
+    # Per-account settings; the defaults are the provider's (issue 4 stores them).
+    window: int = 10
+    throughput: float = 20.0
+    bind_limit: int = 1
+    gsm_packed: bool = False
+    max_segments: int = 8
+    keep_bodies: bool = True
+    stop_mode: str = "dlr"
     allow: IpAllowList = field(init=False)
 
     def __post_init__(self) -> None:
@@ -35,12 +43,20 @@ class Account:
     def active(self) -> bool:
         return self.status == "active"
 
+    def sender_status(self, source_addr: str, ton: int, npi: int) -> bool:
+        """Whether this sender may be used. Until sender lists exist, any valid one."""
+        return True
+
+    def is_stop_listed(self, destination_addr: str) -> bool:
+        return False
+
 
 class AccountDirectory:
     """system_id -> Account, kept in step with the store by explicit refreshes."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store, settings=None) -> None:
         self._store = store
+        self._settings = settings
         self._by_system_id: dict[str, Account] = {}
         self._by_id: dict[int, Account] = {}
 
@@ -78,6 +94,9 @@ class AccountDirectory:
             allowed_ips=list(row.get("allowed_ips") or []),
             balance=row["balance"],
         )
+        if self._settings is not None:
+            account.window = row.get("window") or self._settings.default_window
+            account.throughput = row.get("throughput") or self._settings.default_throughput
         self._by_system_id[account.system_id] = account
         self._by_id[account.id] = account
         return account
@@ -90,6 +109,17 @@ class AccountDirectory:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    # --- pricing (flat until the rate table lands) ----------------------------------
+
+    FLAT_RATE_MINOR = 100
+
+    def price(self, account: Account, destination_addr: str) -> int:
+        """Minor units per segment for this destination."""
+        return self.FLAT_RATE_MINOR
+
+    def after_debit(self, account: Account) -> None:
+        """Hook for automatic top-up and low-balance alerts (issue 4)."""
 
     # --- credit reservation (the hot path) ---------------------------------------
 

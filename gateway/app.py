@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,7 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.sessions: set[SmppSession] = set()
         self._receivers: dict[int, list[SmppSession]] = {}
+        self._bound: dict[int, set[SmppSession]] = {}
         self.throttle = BindThrottle()
         self.ids = MessageIdGenerator(settings.node_id)
         self.endpoints = Endpoints()
@@ -64,6 +66,9 @@ class Gateway:
         self._metrics_server: MetricsServer | None = None
         self.admin: AdminServer | None = None
         self._started = False
+        self._keeper: asyncio.Task | None = None
+        # query_sm / cancel_sm / replace_sm handlers by command_id: async (gw, account, pdu).
+        self.operations: dict = {}
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -74,7 +79,7 @@ class Gateway:
         self.engine = make_engine(url, sqlite_synchronous=s.sqlite_synchronous)
         self.account_store = AccountStore(self.engine)
         self.messages = MessageStore(self.engine)
-        self.accounts = AccountDirectory(self.account_store)
+        self.accounts = AccountDirectory(self.account_store, s)
         await self.accounts.load()
         await self._floor_message_ids()
         self.batcher = WriteBehindBatcher(
@@ -93,8 +98,20 @@ class Gateway:
         if s.metrics_port >= 0:
             self._metrics_server = MetricsServer(self.metrics, s.metrics_host, s.metrics_port)
             self.endpoints.metrics = await self._metrics_server.start()
+        self._keeper = asyncio.get_running_loop().create_task(self._keep_sessions())
         self._started = True
         return self.endpoints
+
+    async def _keep_sessions(self) -> None:
+        """Once a second: enquire_link on idle sessions, drop dead ones, age limits."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for session in list(self.sessions):
+                try:
+                    session.keep(now)
+                except Exception:
+                    log.exception("%s: session care failed", session.peer)
 
     async def _listen(self) -> None:
         from gateway.session import SmppSession
@@ -121,6 +138,8 @@ class Gateway:
         if not self._started:
             return
         self._started = False
+        if self._keeper is not None:
+            self._keeper.cancel()
         for server in self._servers:
             server.close()
         for session in list(self.sessions):
@@ -189,6 +208,7 @@ class Gateway:
         return status, None
 
     def on_session_bound(self, session: SmppSession) -> None:
+        self._bound.setdefault(session.account.id, set()).add(session)
         if session.state in RECEIVING_STATES:
             self._receivers.setdefault(session.account.id, []).append(session)
             account_id = session.account.id
@@ -203,11 +223,32 @@ class Gateway:
     def on_session_unbound(self, session: SmppSession) -> None:
         if session.account is None:
             return
+        bound = self._bound.get(session.account.id)
+        if bound is not None:
+            bound.discard(session)
+            if not bound:
+                del self._bound[session.account.id]
         receivers = self._receivers.get(session.account.id)
         if receivers and session in receivers:
             receivers.remove(session)
             if not receivers:
                 del self._receivers[session.account.id]
+
+    def bind_slot_free(self, account: Account, state) -> bool:
+        """The account's bind limit: at most `bind_limit` sessions able to transmit and
+        `bind_limit` able to receive (a transceiver counts as both)."""
+        from gateway.states import TRANSMITTING_STATES
+
+        tx = rx = 0
+        for session in self.bound_sessions(account.system_id):
+            if session.state in TRANSMITTING_STATES:
+                tx += 1
+            if session.state in RECEIVING_STATES:
+                rx += 1
+        limit = account.bind_limit
+        wants_tx = state in TRANSMITTING_STATES
+        wants_rx = state in RECEIVING_STATES
+        return not ((wants_tx and tx >= limit) or (wants_rx and rx >= limit))
 
     def receiver_for(self, account_id: int) -> SmppSession | None:
         """The least-loaded RX/TRX session of an account, if any is bound."""
@@ -220,10 +261,10 @@ class Gateway:
         return list(self._receivers)
 
     def bound_sessions(self, system_id: str | None = None) -> list[SmppSession]:
-        return [
-            s for s in self.sessions
-            if s.account is not None and (system_id is None or s.account.system_id == system_id)
-        ]
+        if system_id is None:
+            return [s for group in self._bound.values() for s in group]
+        account = self.accounts.get(system_id)
+        return list(self._bound.get(account.id, ())) if account is not None else []
 
 
 def make_tls_context(settings: Settings) -> ssl.SSLContext:

@@ -53,6 +53,7 @@ class PendingDelivery:
     account_id: int
     kind: str
     body: bytes
+    sent_at: float = 0.0
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from gateway.limits import TokenBucket
 from gateway.states import (
     BIND_COMMANDS,
     BOUND_STATES,
@@ -75,6 +76,9 @@ class SmppSession(asyncio.Protocol):
         self._binding = False
         self._closing = False
         self.outstanding_submits = 0
+        self.window = gateway.settings.default_window
+        self.rate = TokenBucket(gateway.settings.default_throughput)
+        self.enquire_sent_at = 0.0
         self._deliveries: dict[int, PendingDelivery] = {}
         self._deliver_queue: deque[PendingDelivery] = deque()
         self._sent_requests: dict[int, float] = {}
@@ -102,7 +106,7 @@ class SmppSession(asyncio.Protocol):
                 frames = framer.frames()
             except FramingError as exc:
                 log.info("%s: framing error, closing: %s", self.peer, exc)
-                self._send_pdu(
+                self.send_pdu(
                     GenericNack(sequence_number=exc.sequence_number, command_status=exc.status)
                 )
                 self.close()
@@ -135,7 +139,7 @@ class SmppSession(asyncio.Protocol):
 
     # --- output ----------------------------------------------------------------------
 
-    def _send_pdu(self, pdu: Pdu) -> None:
+    def send_pdu(self, pdu: Pdu) -> None:
         self._write(encode(pdu))
         self.gw.metrics.count_pdu("out", pdu.command_id, pdu.command_status)
 
@@ -157,7 +161,7 @@ class SmppSession(asyncio.Protocol):
         return self._seq
 
     def respond(self, request: Pdu, status: int = 0, **body) -> None:
-        self._send_pdu(response_for(request, status, **body))
+        self.send_pdu(response_for(request, status, **body))
 
     def close(self) -> None:
         """Flush what is queued, then close the transport."""
@@ -190,12 +194,16 @@ class SmppSession(asyncio.Protocol):
         status = check_request(self.state, cid)
         if status:
             if cid in (CommandId.OUTBIND, CommandId.ALERT_NOTIFICATION):
-                self._send_pdu(GenericNack(sequence_number=pdu.sequence_number, command_status=status))
+                self.send_pdu(GenericNack(sequence_number=pdu.sequence_number, command_status=status))
             else:
                 self.respond(pdu, status)
             return
         if cid == CommandId.SUBMIT_SM:
             self.gw.submitter.submit_sm(self, pdu)
+        elif cid == CommandId.SUBMIT_MULTI:
+            self.gw.submitter.submit_multi(self, pdu)
+        elif cid == CommandId.DATA_SM:
+            self.gw.submitter.data_sm(self, pdu)
         elif cid == CommandId.ENQUIRE_LINK:
             self.respond(pdu)
         elif cid in BIND_COMMANDS:
@@ -212,7 +220,7 @@ class SmppSession(asyncio.Protocol):
         if cls is None or cid & RESPONSE_BIT or cid in (
             CommandId.OUTBIND, CommandId.ALERT_NOTIFICATION
         ):
-            self._send_pdu(GenericNack(sequence_number=exc.sequence_number, command_status=exc.status))
+            self.send_pdu(GenericNack(sequence_number=exc.sequence_number, command_status=exc.status))
             return
         log.debug("%s: %s", self.peer, exc)
         # A known request with a bad field: answer its own response with the status.
@@ -221,7 +229,8 @@ class SmppSession(asyncio.Protocol):
     def _handle_response(self, pdu: Pdu) -> None:
         if not check_response(self.state, pdu.command_id):
             return  # a response we never asked for: drop it, as the spec allows
-        self._sent_requests.pop(pdu.sequence_number, None)
+        if self._sent_requests.pop(pdu.sequence_number, None) is not None:
+            self.enquire_sent_at = 0.0
         if pdu.command_id in (CommandId.DELIVER_SM_RESP, CommandId.DATA_SM_RESP) or (
             pdu.command_id == CommandId.GENERIC_NACK and pdu.sequence_number in self._deliveries
         ):
@@ -244,12 +253,18 @@ class SmppSession(asyncio.Protocol):
         self._binding = False
         if self._closing:
             return
+        state = BIND_COMMANDS[pdu.command_id]
+        if not status and not self.gw.bind_slot_free(account, state):
+            self.gw.metrics.bind_failures.labels("bind_limit").inc()
+            status = CommandStatus.ESME_RBINDFAIL
         # aiosmpplib cannot parse a failed bind_resp without a body, so one is always sent.
         self.respond(pdu, status, system_id=SMSC_SYSTEM_ID)
         if status:
             return
-        self.state = BIND_COMMANDS[pdu.command_id]
+        self.state = state
         self.account = account
+        self.window = account.window
+        self.rate = TokenBucket(account.throughput)
         self.bound_at = time.monotonic()
         self._timers[0].cancel()
         self.gw.metrics.sessions_bound.labels(BIND_TYPE[self.state]).inc()
@@ -277,7 +292,7 @@ class SmppSession(asyncio.Protocol):
             self.close()
             return
         previous = self.state
-        self._send_pdu(Unbind(sequence_number=self.next_sequence()))
+        self.send_pdu(Unbind(sequence_number=self.next_sequence()))
         self.state = State.UNBOUND
         self.gw.metrics.sessions_bound.labels(BIND_TYPE[previous]).dec()
         self.gw.on_session_unbound(self)
@@ -302,6 +317,7 @@ class SmppSession(asyncio.Protocol):
         while queue and len(self._deliveries) < DELIVER_WINDOW and self.can_receive:
             delivery = queue.popleft()
             seq = self.next_sequence()
+            delivery.sent_at = time.monotonic()
             self._deliveries[seq] = delivery
             body = delivery.body
             self._write(
@@ -309,8 +325,34 @@ class SmppSession(asyncio.Protocol):
             )
             self.gw.metrics.count_pdu("out", CommandId.DELIVER_SM, 0)
 
-    def send_enquire_link(self) -> None:
+    def send_enquire_link(self, now: float) -> None:
         seq = self.next_sequence()
-        self._sent_requests[seq] = time.monotonic()
-        self._send_pdu(EnquireLink(sequence_number=seq))
+        self._sent_requests[seq] = now
+        self.enquire_sent_at = now
+        self.send_pdu(EnquireLink(sequence_number=seq))
+
+    def oldest_unanswered_delivery(self) -> float:
+        return min((d.sent_at for d in self._deliveries.values()), default=0.0)
+
+    def keep(self, now: float) -> None:
+        """Periodic care (the gateway calls it every second): link checks and age."""
+        s = self.gw.settings
+        if self.state not in BOUND_STATES or self._closing:
+            return
+        if self.enquire_sent_at and now - self.enquire_sent_at > s.response_timeout:
+            log.info("%s: enquire_link unanswered for %.0fs, closing", self.peer,
+                     s.response_timeout)
+            self.close()
+            return
+        oldest = self.oldest_unanswered_delivery()
+        if oldest and now - oldest > s.response_timeout:
+            log.info("%s: deliver_sm unanswered for %.0fs, closing", self.peer, s.response_timeout)
+            self.close()
+            return
+        if now - self.bound_at > s.session_max_age:
+            log.info("%s: session reached its maximum age, unbinding", self.peer)
+            self.request_unbind()
+            return
+        if not self.enquire_sent_at and now - self.last_rx > s.enquire_link_interval:
+            self.send_enquire_link(now)
 

@@ -19,6 +19,8 @@ def gateway_settings(state_dir: Path, **overrides) -> Settings:
         "simulator_delay_ms": 20.0,
         "create_demo_account": False,
         "dlr_retry_interval": 1.0,
+        # Tests send bursts; the ones about flow limits set their own.
+        "default_throughput": 100_000.0,
     }
     values.update(overrides)
     return Settings(**values)

@@ -290,8 +290,9 @@ async def test_metrics_counters_move(gateway):
     await client.bind(account["system_id"], account["password"], cls=BindTransceiver)
     during = await _scrape(gateway)
     for _ in range(3):
-        resp = await client.request(SubmitSm(source_addr="ovh", destination_addr="336",
-                                             short_message=b"m"))
+        resp = await client.request(SubmitSm(source_addr="ovh", source_addr_ton=5,
+                                             destination_addr="33601020304", dest_addr_ton=1,
+                                             dest_addr_npi=1, short_message=b"m"))
         assert resp.command_status == 0
     after = await _scrape(gateway)
     await client.close()
