@@ -98,7 +98,6 @@ class Submitter:
     # --- submit_sm -------------------------------------------------------------------
 
     def submit_sm(self, session: SmppSession, pdu: SubmitSm) -> None:
-        gw = self.gw
         account = session.account
         if not self._admit(session, pdu):
             return
