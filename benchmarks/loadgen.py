@@ -504,8 +504,16 @@ async def _keepalive(load: Load, sessions: list[EsmeSession], until: float) -> N
                 break
 
 
-async def run_load(config: LoadConfig, on_bound: Callable[[], None] | None = None) -> LoadResult:
-    """Bind, run the configured load, unbind; always within `config.time_limit`."""
+async def run_load(
+    config: LoadConfig,
+    on_bound: Callable[[], None] | None = None,
+    before_unbind: Callable[[], None] | None = None,
+) -> LoadResult:
+    """Bind, run the configured load, unbind; always within `config.time_limit`.
+
+    `on_bound` runs once the binds are answered and `before_unbind` once the load is
+    over, while every session is still bound (scenario 4 reads the server's RSS there).
+    """
     raise_nofile_limit(config.sessions + 64)
     load = Load(config)
     started = time.perf_counter()
@@ -552,6 +560,8 @@ async def run_load(config: LoadConfig, on_bound: Callable[[], None] | None = Non
             timed_out = True
     elapsed = time.perf_counter() - t0
     send_elapsed = (load.last_response_at - t0) if load.last_response_at else elapsed
+    if before_unbind is not None:
+        before_unbind()
     await asyncio.gather(*(s.unbind() for s in sessions), return_exceptions=True)
     return _result(load, mode, len(sessions), bind_seconds, t0, elapsed, send_elapsed,
                    backlog_max, timed_out)
