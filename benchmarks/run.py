@@ -168,6 +168,9 @@ class RunContext:
     commit: str
     # Where the gateway and floor processes import the project from.
     source: Path = REPO
+    # When set, the gateway is sampled by py-spy during the load; summary in the JSON.
+    profile_dir: Path | None = None
+    current: str = ""
     floor_rate: float | None = None
     written: list[Path] = field(default_factory=list)
 
@@ -352,6 +355,89 @@ def floor_server(ctx: RunContext) -> Iterator[tuple[str, int, Child]]:
         shutil.rmtree(logdir, ignore_errors=True)
 
 
+class Profiler:
+    """py-spy sampling a process from `start()` to `stop()`; summary lands in `into`."""
+
+    def __init__(self, ctx: RunContext, pid: int, name: str, into: dict[str, Any]) -> None:
+        self.ctx, self.pid, self.name, self.into = ctx, pid, name, into
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.out: Path | None = None
+
+    def start(self) -> None:
+        """Called once the binds are answered, so Argon2 checks stay out of the profile."""
+        if self.ctx.profile_dir is None:
+            return
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.ctx.profile_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.out = self.ctx.profile_dir / f"{self.name}-{stamp}.collapsed.txt"
+        # --nonblocking: the gateway is not paused per sample, so profiling costs it little.
+        self.proc = subprocess.Popen(
+            [spy, "record", "--pid", str(self.pid), "--rate", "100", "--nonblocking",
+             "--format", "raw", "-o", str(self.out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)  # let py-spy attach before the load starts (the load waits)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+        if self.out is not None and self.out.exists():
+            self.into["profile"] = {"collapsed_stacks": str(self.out),
+                                    **summarise_profile(self.out)}
+
+
+def summarise_profile(path: Path, top: int = 25) -> dict[str, Any]:
+    """Self and inclusive share of samples per function, from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    idle = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short_frame(f) for f in stack.split(";")]
+        frames = [f for f in frames if f]
+        if not frames:
+            continue
+        total += count
+        if frames[-1].startswith(("select ", "poll ", "_run_once ", "run_forever ")):
+            idle += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+
+    def table(counts: dict[str, int]) -> list[list[Any]]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return [[name, round(100 * n / total, 1)] for name, n in ranked] if total else []
+
+    return {"samples": total, "self_percent": table(own), "inclusive_percent": table(inclusive)}
+
+
+def _short_frame(frame: str) -> str:
+    # "data_received (gateway/session.py:103)" -> "data_received (gateway/session.py)":
+    # line numbers would split one function into many rows.
+    frame = frame.strip()
+    if frame.startswith(("process ", "thread ")):
+        return ""
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "lib/python3."):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    path = path.replace(str(REPO) + "/", "").replace("/tmp/", "")
+    return f"{name} ({path})"
+
+
 def create_accounts(admin_path: str, count: int, credits: int) -> list[tuple[str, str]]:
     """Accounts with enough credit, allowed from 127.0.0.1, through the admin socket."""
     from gateway.cli import admin_call
@@ -360,7 +446,9 @@ def create_accounts(admin_path: str, count: int, credits: int) -> list[tuple[str
     for _ in range(count):
         answer = admin_call(
             Path(admin_path), "account.create",
-            {"credits": str(credits), "allowed_ips": ["127.0.0.1"]}, timeout=60,
+            # The load generator's sender must be one of the account's enabled senders.
+            {"credits": str(credits), "allowed_ips": ["127.0.0.1"], "senders": ["bench"]},
+            timeout=60,
         )
         if not answer.get("ok"):
             raise RuntimeError(f"account.create failed: {answer.get('error')}")
@@ -412,7 +500,14 @@ def _load_against_gateway(
             registered_delivery=registered_delivery, dlr_timeout=120.0,
             time_limit=_time_limit(total, rate),
         )
-        result = run(run_load(config)).as_dict()
+        profile: dict[str, Any] = {}
+        profiler = Profiler(ctx, gw.pid, ctx.current, profile)
+        try:
+            result = run(run_load(config, on_bound=profiler.start,
+                                  before_unbind=profiler.stop)).as_dict()
+        finally:
+            profiler.stop()
+        result.update(profile)
         result["gateway_rss_mb"] = read_rss(gw.pid)
         result["accounts"] = len(accounts)
         result["account"] = show_account(gw.admin, system_id)
@@ -676,6 +771,7 @@ def run_scenarios(names: list[str], ctx: RunContext) -> dict[str, Outcome]:
         started = datetime.now(UTC)
         t0 = time.monotonic()
         print(f"benchmarks: {NUMBERS[name]} {name} ({ctx.size}) ...", flush=True)
+        ctx.current = name
         try:
             outcome = SCENARIOS[name](ctx)
         except Exception as exc:  # noqa: BLE001  (one broken scenario must not hide the rest)
@@ -704,6 +800,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=("head", "worktree"), default="head",
                    help="run the gateway from HEAD exported to /tmp (default: the shared "
                         "working tree may hold others' half-done edits) or from the tree")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="sample the gateway with py-spy during the load; stacks go to DIR")
     p.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra gateway setting for every scenario, e.g. default_window=200 "
                         "(listed in each row)")
@@ -731,7 +829,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = RunContext(
         size=args.size, output_dir=args.output_dir,
         table=None if args.no_record else args.results_md, gateway_env=extra,
-        commit=commit, source=source,
+        commit=commit, source=source, profile_dir=args.profile,
     )
     outcomes = run_scenarios(names, ctx)
     failed = [n for n, o in outcomes.items() if o.key.startswith("failed:")]
