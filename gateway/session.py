@@ -57,6 +57,8 @@ SMSC_SYSTEM_ID = "smppgw"
 # deliver_sm the gateway keeps outstanding per session before it waits for responses.
 DELIVER_WINDOW = 10
 _MAX_SEQUENCE = 0x7FFFFFFF
+# Frames handled per event-loop turn before other sessions get theirs.
+FRAMES_PER_TURN = 64
 
 
 class SmppSession(asyncio.Protocol):
@@ -69,6 +71,8 @@ class SmppSession(asyncio.Protocol):
         self.peer = ""
         self.transport: asyncio.Transport | None = None
         self._framer = Framer(gateway.settings.max_pdu_size)
+        self._frames: deque[bytes] = deque()
+        self._paused = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -99,24 +103,51 @@ class SmppSession(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
-        framer = self._framer
-        framer.receive_data(data)
-        while True:
-            try:
-                frames = framer.frames()
-            except FramingError as exc:
-                log.info("%s: framing error, closing: %s", self.peer, exc)
-                self.send_pdu(
-                    GenericNack(sequence_number=exc.sequence_number, command_status=exc.status)
-                )
-                self.close()
-                return
-            if not frames:
-                return
-            for frame in frames:
-                if self._closing:
+        self._framer.receive_data(data)
+        if not self._paused:
+            self._process()
+
+    def _process(self) -> None:
+        """Handle at most FRAMES_PER_TURN frames, then yield the loop to other sessions.
+
+        One read can hold a thousand PDUs; handling them all in one callback would let
+        a flooding client delay every other session. Reading pauses while frames wait.
+        """
+        if self._closing:
+            return
+        handled = 0
+        while handled < FRAMES_PER_TURN:
+            if not self._frames:
+                try:
+                    self._frames.extend(self._framer.frames())
+                except FramingError as exc:
+                    log.info("%s: framing error, closing: %s", self.peer, exc)
+                    self.send_pdu(
+                        GenericNack(sequence_number=exc.sequence_number, command_status=exc.status)
+                    )
+                    self.close()
                     return
-                self._handle_frame(frame)
+                if not self._frames:
+                    break
+            self._handle_frame(self._frames.popleft())
+            handled += 1
+            if self._closing:
+                return
+        more = bool(self._frames)
+        if not more and handled == FRAMES_PER_TURN:
+            try:
+                self._frames.extend(self._framer.frames())
+                more = bool(self._frames)
+            except FramingError:
+                more = True  # raised again, and answered, on the next turn
+        if more:
+            if not self._paused:
+                self._paused = True
+                self.transport.pause_reading()
+            self._loop.call_soon(self._process)
+        elif self._paused:
+            self._paused = False
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         was_bound = self.state in BOUND_STATES
