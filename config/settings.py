@@ -143,6 +143,16 @@ class Settings:
 
     # Upstream simulator and DLR/MO delivery.
     simulator_delay_ms: float = 200.0
+    # Upstream connectors and routes (see config/upstreams.py); none = the simulator.
+    upstreams: tuple = ()
+    routes: tuple = ()
+    upstream_url: str | None = None
+    # Back-off of the outbox after a temporary upstream error, doubling from min to max.
+    outbox_retry_min: float = 1.0
+    outbox_retry_max: float = 300.0
+    # The provider's vendor TLVs 0x1401 (outgoing_id on DLRs) and 0x1402 (incoming_id on
+    # MOs); off by default because smpplib raises on TLV tags it does not know.
+    vendor_tlvs: bool = False
     dlr_retry_interval: float = 30.0
     dlr_max_age: float = 7 * 86400.0
 
@@ -184,6 +194,10 @@ class Settings:
         return self.tls_port is not None
 
     def _check_consistency(self) -> None:
+        from config.upstreams import resolve
+
+        # Connector and route mistakes surface at load time, not at the first message.
+        resolve(self.upstreams, self.routes, self.upstream_url)
         if self.tls_port is not None:
             missing = [n for n in ("tls_cert", "tls_key") if getattr(self, n) is None]
             if missing:
@@ -253,6 +267,21 @@ RULES: dict[str, Rule] = {
     "batch_max_size": _int_at_least(1),
     "batch_max_delay_ms": _non_negative("milliseconds"),
     "simulator_delay_ms": _non_negative("milliseconds"),
+    "upstreams": Rule(
+        "a list of [[upstreams]] tables (TOML file only)",
+        lambda v: isinstance(v, tuple) and all(not isinstance(u, str) for u in v),
+    ),
+    "routes": Rule(
+        "a list of [[routes]] tables (TOML file only)",
+        lambda v: isinstance(v, tuple) and all(not isinstance(r, str) for r in v),
+    ),
+    "upstream_url": _optional(
+        Rule("an smpp://system_id:password@host:port URL",
+             lambda v: isinstance(v, str) and v.startswith(("smpp://", "smpps://")))
+    ),
+    "outbox_retry_min": _positive("seconds"),
+    "outbox_retry_max": _positive("seconds"),
+    "vendor_tlvs": _BOOL,
     "dlr_retry_interval": _positive("seconds"),
     "dlr_max_age": _positive("seconds"),
     "create_demo_account": _BOOL,
@@ -297,6 +326,8 @@ def _coerce(name: str, value: Any) -> Any:
         return Path(value)
     if base is float and _is_int(value):
         return float(value)
+    if base is tuple and isinstance(value, list):
+        return tuple(value)
     if name in _UPPERCASE_CHOICES and isinstance(value, str):
         return value.upper()
     return value

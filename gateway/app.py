@@ -24,15 +24,17 @@ from gateway.admin import AdminServer
 from gateway.dispatcher import Dispatcher
 from gateway.ids import MessageIdGenerator
 from gateway.metrics import GatewayMetrics, MetricsServer
-from gateway.simulator import SimulatorUpstream
+from gateway.outbox import Outbox, message_from_row
 from gateway.states import RECEIVING_STATES
 from gateway.submit import Submitter
+from gateway.upstream.build import build_delivery
 from pdu.codec import Pdu
 from pdu.status import CommandStatus
 from store import tables
 from store.accounts import AccountStore
 from store.batcher import WriteBehindBatcher
 from store.engine import make_engine, migrate
+from store.inbound import InboundNumbers
 from store.messages import MessageStore
 
 if TYPE_CHECKING:
@@ -88,9 +90,14 @@ class Gateway:
         await self.batcher.start()
         self.dispatcher = Dispatcher(self)
         self.dispatcher.start()
-        self.upstream = SimulatorUpstream(s.simulator_delay_ms / 1000, self.dispatcher.outcome)
+        self.inbound = InboundNumbers(self.engine)
+        self.connectors, self.router = build_delivery(s, self.dispatcher.on_deliver)
+        self.dispatcher.connectors = self.connectors
+        self.outbox = Outbox(self, self.connectors, self.router)
+        # The submit path's `gw.upstream.send(msg)` now only wakes the outbox.
+        self.upstream = self.outbox
         self.submitter = Submitter(self)
-        await self._resend_accepted()
+        await self._start_delivery()
         await self._listen()
         self.admin = AdminServer(self, s.effective_admin_socket)
         await self.admin.start()
@@ -150,7 +157,9 @@ class Gateway:
         for session in list(self.sessions):
             session.close()
         await self.batcher.stop()
-        self.upstream.stop()
+        await self.outbox.stop()
+        for connector in self.connectors.values():
+            await connector.stop()
         await self.dispatcher.stop()
         if self.admin is not None:
             await self.admin.stop()
@@ -164,16 +173,19 @@ class Gateway:
         if top:
             self.ids.floor_at(int(top))
 
-    async def _resend_accepted(self) -> None:
-        """Messages acknowledged before a stop or crash but not yet sent upstream."""
-        from store.batcher import NewMessage
-
-        rows = await self.messages.pending_upstream(1_000_000)
-        for row in rows:
-            fields = {k: row[k] for k in NewMessage.__dataclass_fields__ if k in row}
-            self.upstream.send(NewMessage(**fields))
-        if rows:
-            log.info("re-sent %d accepted messages to the upstream after restart", len(rows))
+    async def _start_delivery(self) -> None:
+        """Connectors, then the outbox, which finds accepted messages left by a crash."""
+        for connector in self.connectors.values():
+            await connector.start()
+            if connector.in_process:
+                # An in-process upstream forgot what it had taken: have it report again.
+                rows = await self.outbox.store.enroute_with(connector.name)
+                for row in rows:
+                    connector.resume(message_from_row(row), row["upstream_id"])  # type: ignore[attr-defined]
+                if rows:
+                    log.info("%s: re-driving %d messages taken before the restart",
+                             connector.name, len(rows))
+        await self.outbox.start()
 
     # --- sessions --------------------------------------------------------------------
 

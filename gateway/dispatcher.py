@@ -1,6 +1,9 @@
-"""DLRs (and later MOs) on their way back to the customer's RX/TRX session.
+"""DLRs and MOs: from the upstreams into the store, and on to the customer's RX/TRX session.
 
-An upstream outcome updates the message's history row and, when the submit asked
+Upstream deliver_sm arrive in batches: a receipt is mapped to our message (by the
+upstream id stored at hand-over) and becomes an outcome; an MO goes to the account that
+owns the destination number. Both are answered upstream only after the commit. An
+outcome updates the message's history row and, when the submit asked
 for a receipt, stores a ready-encoded deliver_sm body in the `deliveries` queue, in
 the same transaction. Only then is it pushed to a bound receiver. A delivery leaves
 the queue when the ESME answers deliver_sm_resp with status 0; a non-zero answer or
@@ -17,18 +20,33 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from gateway.coalescer import Coalescer
+from gateway.outbox import message_from_row
+from gateway.upstream.base import Ack
 from pdu.codec import DeliverSm, encode_body
-from pdu.receipt import Receipt, format_receipt, stat_for_state
+from pdu.receipt import InvalidReceipt, Receipt, format_receipt, parse_receipt, stat_for_state
+from pdu.status import CommandStatus
 from pdu.text import decode_short_message
-from pdu.tlv import Tag, cstr_tlv, int_tlv
+from pdu.tlv import Tag, as_cstr, as_int, cstr_tlv, int_tlv
 from store.batcher import NewMessage
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.upstream.base import Connector
 
 log = logging.getLogger(__name__)
 
 ESM_CLASS_DELIVERY_RECEIPT = 0x04
+ESM_INTERMEDIATE = 0x20
+ESM_MESSAGE_TYPE = 0x3C  # esm_class bits 2-5
+ESM_UDHI = 0x40
+# What of an upstream MO the customer gets besides the mandatory fields.
+_MO_TLVS_KEPT = frozenset(
+    {Tag.MESSAGE_PAYLOAD, Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM,
+     Tag.SOURCE_PORT, Tag.DESTINATION_PORT, Tag.USER_MESSAGE_REFERENCE}
+)
+FINAL_STATES = frozenset({2, 3, 4, 5, 7, 8})
+FINAL_STATUSES = frozenset({"DELIVERED", "EXPIRED", "DELETED", "UNDELIVERABLE", "UNKNOWN",
+                            "REJECTED"})
 # registered_delivery bits 0-1 (SMPP 3.4 5.2.17): 1 = receipt on final outcome,
 # 2 = receipt on failure only.
 RD_RECEIPT_MASK = 0x03
@@ -62,6 +80,16 @@ class Outcome:
     state: int
     error: int
     done_at: datetime
+    network_error: bytes | None = None
+
+
+@dataclass(slots=True)
+class Inbound:
+    """A deliver_sm from an upstream, with the callback that answers it."""
+
+    connector: str
+    pdu: DeliverSm
+    ack: Ack
 
 
 def wants_receipt(registered_delivery: int, state: int) -> bool:
@@ -78,7 +106,15 @@ def receipt_text(msg: NewMessage) -> str:
         return ""
 
 
-def build_dlr_body(msg: NewMessage, state: int, error: int, done_at: datetime) -> bytes:
+def build_dlr_body(
+    msg: NewMessage,
+    state: int,
+    error: int,
+    done_at: datetime,
+    *,
+    network_error: bytes | None = None,
+    vendor_tlvs: bool = False,
+) -> bytes:
     """The deliver_sm body of a receipt, in the format clients.md says all accept."""
     message_id = str(msg.id)
     text = format_receipt(
@@ -89,10 +125,18 @@ def build_dlr_body(msg: NewMessage, state: int, error: int, done_at: datetime) -
             submit_date=msg.created_at,
             done_date=done_at,
             stat=stat_for_state(state),
-            err=error,
+            err=min(error, 999),
             text=receipt_text(msg),
         )
     )
+    tlvs = [
+        cstr_tlv(Tag.RECEIPTED_MESSAGE_ID, message_id),
+        int_tlv(Tag.MESSAGE_STATE, state),
+    ]
+    if network_error is not None and len(network_error) == 3:
+        tlvs.append((Tag.NETWORK_ERROR_CODE, network_error))
+    if vendor_tlvs:
+        tlvs.append(cstr_tlv(Tag.OUTGOING_ID, message_id))
     pdu = DeliverSm(
         source_addr_ton=msg.dest_ton,
         source_addr_npi=msg.dest_npi,
@@ -102,12 +146,55 @@ def build_dlr_body(msg: NewMessage, state: int, error: int, done_at: datetime) -
         destination_addr=msg.source_addr,
         esm_class=ESM_CLASS_DELIVERY_RECEIPT,
         short_message=text,
-        tlvs=[
-            cstr_tlv(Tag.RECEIPTED_MESSAGE_ID, message_id),
-            int_tlv(Tag.MESSAGE_STATE, state),
-        ],
+        tlvs=tlvs,
     )
     return encode_body(pdu)
+
+
+def build_mo_body(pdu: DeliverSm, incoming_id: int, *, vendor_tlvs: bool = False) -> bytes:
+    """The deliver_sm body of an MO for the customer: the upstream's, with our id."""
+    tlvs = [(t, v) for t, v in pdu.tlvs if t in _MO_TLVS_KEPT]
+    if vendor_tlvs:
+        tlvs.append(cstr_tlv(Tag.INCOMING_ID, str(incoming_id)))
+    out = DeliverSm(
+        source_addr_ton=pdu.source_addr_ton,
+        source_addr_npi=pdu.source_addr_npi,
+        source_addr=pdu.source_addr,
+        dest_addr_ton=pdu.dest_addr_ton,
+        dest_addr_npi=pdu.dest_addr_npi,
+        destination_addr=pdu.destination_addr,
+        esm_class=pdu.esm_class & ESM_UDHI,
+        protocol_id=pdu.protocol_id,
+        data_coding=pdu.data_coding,
+        short_message=pdu.short_message,
+        tlvs=tlvs,
+    )
+    return encode_body(out)
+
+
+def is_receipt(pdu: DeliverSm) -> bool:
+    return pdu.esm_class & ESM_MESSAGE_TYPE in (ESM_CLASS_DELIVERY_RECEIPT, ESM_INTERMEDIATE)
+
+
+def read_receipt(pdu: DeliverSm) -> tuple[str, int, int, bytes | None]:
+    """(upstream id, message_state, err, network_error_code) of an upstream receipt.
+
+    The TLVs win over the text where both exist: they are typed, the text is de facto.
+    Raises InvalidReceipt when neither gives an id and a state.
+    """
+    raw_id = pdu.get_tlv(Tag.RECEIPTED_MESSAGE_ID)
+    raw_state = pdu.get_tlv(Tag.MESSAGE_STATE)
+    err = 0
+    parsed: Receipt | None = None
+    try:
+        parsed = parse_receipt(pdu.short_message or pdu.get_tlv(Tag.MESSAGE_PAYLOAD) or b"")
+        err = parsed.err
+    except InvalidReceipt:
+        if raw_id is None or raw_state is None:
+            raise
+    upstream_id = as_cstr(raw_id) if raw_id else parsed.message_id  # type: ignore[union-attr]
+    state = as_int(raw_state) if raw_state else int(parsed.message_state)  # type: ignore[union-attr]
+    return upstream_id, state, err, pdu.get_tlv(Tag.NETWORK_ERROR_CODE)
 
 
 class Dispatcher:
@@ -117,6 +204,9 @@ class Dispatcher:
         self._outcomes: Coalescer[Outcome] = Coalescer(
             "outcomes", self._flush_outcomes, max_batch=s.batch_max_size
         )
+        self._inbound: Coalescer[Inbound] = Coalescer(
+            "upstream-inbound", self._flush_inbound, max_batch=s.batch_max_size
+        )
         self._acks: Coalescer[int] = Coalescer(
             "delivery-acks", self._flush_acks, max_batch=s.batch_max_size
         )
@@ -125,6 +215,7 @@ class Dispatcher:
         # store: a reload from the store must not send them again.
         self._in_flight: set[int] = set()
         self._sweeper: asyncio.Task | None = None
+        self.connectors: dict[str, Connector] = {}
 
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
@@ -132,26 +223,37 @@ class Dispatcher:
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for c in (self._outcomes, self._acks, self._retries):
+        for c in (self._inbound, self._outcomes, self._acks, self._retries):
             await c.drain()
 
-    # --- from the upstream ---------------------------------------------------------
+    # --- outcomes decided here (expiry, refusal) -----------------------------------
 
-    def outcome(self, msg: NewMessage, state: int, error: int, done_at: datetime) -> None:
-        self._outcomes.add(Outcome(msg, state, error, done_at))
+    def outcome(
+        self, msg: NewMessage, state: int, error: int, done_at: datetime,
+        network_error: bytes | None = None,
+    ) -> None:
+        self._outcomes.add(Outcome(msg, state, error, done_at, network_error))
 
     async def _flush_outcomes(self, batch: list[Outcome]) -> None:
+        await self._record(batch)
+
+    async def _record(self, batch: list[Outcome]) -> None:
+        """Update history and queue the receipts in one transaction, then push them."""
+        s = self.gw.settings
         updates = [(o.msg.id, STATUS_BY_STATE[o.state], o.error, o.done_at) for o in batch]
-        expires = timedelta(seconds=self.gw.settings.dlr_max_age)
+        expires = timedelta(seconds=s.dlr_max_age)
         rows = []
         for o in batch:
-            if wants_receipt(o.msg.registered_delivery, o.state):
+            if o.state in FINAL_STATES and wants_receipt(o.msg.registered_delivery, o.state):
                 rows.append(
                     {
                         "account_id": o.msg.account_id,
                         "message_id": o.msg.id,
                         "kind": "dlr",
-                        "body": build_dlr_body(o.msg, o.state, o.error, o.done_at),
+                        "body": build_dlr_body(
+                            o.msg, o.state, o.error, o.done_at,
+                            network_error=o.network_error, vendor_tlvs=s.vendor_tlvs,
+                        ),
                         "created_at": o.done_at,
                         "next_attempt_at": o.done_at,
                         "expires_at": o.done_at + expires,
@@ -160,6 +262,119 @@ class Dispatcher:
         ids = await self.gw.messages.record_outcomes(updates, rows)
         for row, delivery_id in zip(rows, ids):
             self._route(PendingDelivery(delivery_id, row["account_id"], "dlr", row["body"]))
+
+    # --- from the upstreams: receipts and MOs ---------------------------------------
+
+    def on_deliver(self, connector: str, pdu: DeliverSm, ack: Ack) -> None:
+        """An upstream's deliver_sm; `ack` is answered once what it says is committed."""
+        self._inbound.add(Inbound(connector, pdu, ack))
+
+    async def _flush_inbound(self, batch: list[Inbound]) -> None:
+        receipts = [i for i in batch if is_receipt(i.pdu)]
+        mos = [i for i in batch if not is_receipt(i.pdu)]
+        acks: list[tuple[Inbound, int]] = []
+        if receipts:
+            acks += await self._receipts(receipts)
+        if mos:
+            acks += await self._mos(mos)
+        # Only now: an upstream that got deliver_sm_resp will not send it again.
+        for item, status in acks:
+            item.ack(status)
+
+    async def _receipts(self, batch: list[Inbound]) -> list[tuple[Inbound, int]]:
+        metrics = self.gw.metrics
+        parsed: list[tuple[Inbound, str, int, int, bytes | None]] = []
+        acks: list[tuple[Inbound, int]] = []
+        for item in batch:
+            try:
+                upstream_id, state, err, net = read_receipt(item.pdu)
+            except (InvalidReceipt, ValueError) as exc:
+                log.warning("%s: unreadable receipt, acknowledged and dropped: %s",
+                            item.connector, exc)
+                metrics.deliveries.labels("upstream_dlr", "unreadable").inc()
+                acks.append((item, 0))
+                continue
+            parsed.append((item, upstream_id, state, err, net))
+        # Map upstream ids to ours: first the ids whose hand-over is not committed yet.
+        ours: dict[tuple[str, str], int] = {}
+        missing: dict[str, set[str]] = {}
+        for item, upstream_id, *_ in parsed:
+            connector = self.connectors.get(item.connector)
+            mid = connector.recent_ids.get(upstream_id) if connector is not None else None
+            if mid is not None:
+                ours[(item.connector, upstream_id)] = mid
+            else:
+                missing.setdefault(item.connector, set()).add(upstream_id)
+        rows: dict[int, dict] = {}
+        for name, upstream_ids in missing.items():
+            for upstream_id, row in (
+                await self.gw.messages.by_upstream_many(name, upstream_ids)
+            ).items():
+                ours[(name, upstream_id)] = int(row["id"])
+                rows[int(row["id"])] = row
+        need = {mid for mid in ours.values() if mid not in rows}
+        rows.update(await self.gw.messages.get_many(need))
+        outcomes: list[Outcome] = []
+        seen: set[int] = set()
+        for item, upstream_id, state, err, net in parsed:
+            acks.append((item, 0))
+            mid = ours.get((item.connector, upstream_id))
+            row = rows.get(mid) if mid is not None else None
+            if row is None:
+                log.warning("%s: receipt for unknown message %s", item.connector, upstream_id)
+                metrics.deliveries.labels("upstream_dlr", "unknown_id").inc()
+                continue
+            if row["status"] in FINAL_STATUSES or mid in seen or state not in STATUS_BY_STATE:
+                # A repeated receipt (the upstream did not see our answer): already told.
+                metrics.deliveries.labels("upstream_dlr", "duplicate").inc()
+                continue
+            if state not in FINAL_STATES:
+                continue
+            seen.add(mid)
+            metrics.deliveries.labels("upstream_dlr", "matched").inc()
+            outcomes.append(Outcome(message_from_row(row), state, err, datetime.now(UTC), net))
+        if outcomes:
+            await self._record(outcomes)
+        return acks
+
+    async def _mos(self, batch: list[Inbound]) -> list[tuple[Inbound, int]]:
+        gw = self.gw
+        owners = await gw.inbound.owners({i.pdu.destination_addr for i in batch})
+        now = datetime.now(UTC)
+        expires = now + timedelta(seconds=gw.settings.dlr_max_age)
+        history, deliveries, acks = [], [], []
+        for item in batch:
+            pdu = item.pdu
+            account_id = owners.get(pdu.destination_addr)
+            if account_id is None:
+                log.warning("%s: MO to %s, which no account owns; refused",
+                            item.connector, pdu.destination_addr)
+                gw.metrics.messages.labels("MO", "no_owner").inc()
+                acks.append((item, CommandStatus.ESME_RINVDSTADR))
+                continue
+            mo_id = gw.ids.next_id()
+            body = pdu.short_message or pdu.get_tlv(Tag.MESSAGE_PAYLOAD) or b""
+            history.append({
+                "id": mo_id, "account_id": account_id, "direction": "MO",
+                "source_addr": pdu.source_addr, "source_ton": pdu.source_addr_ton,
+                "source_npi": pdu.source_addr_npi, "dest_addr": pdu.destination_addr,
+                "dest_ton": pdu.dest_addr_ton, "dest_npi": pdu.dest_addr_npi,
+                "esm_class": pdu.esm_class, "registered_delivery": 0,
+                "data_coding": pdu.data_coding, "body": body, "segments": 1, "cost": 0,
+                "status": "DELIVERED", "upstream": item.connector, "created_at": now,
+                "done_at": now,
+            })
+            deliveries.append({
+                "account_id": account_id, "message_id": mo_id, "kind": "mo",
+                "body": build_mo_body(pdu, mo_id, vendor_tlvs=gw.settings.vendor_tlvs),
+                "created_at": now, "next_attempt_at": now, "expires_at": expires,
+            })
+            acks.append((item, 0))
+        ids = await gw.messages.record_inbound(history, deliveries)
+        gw.metrics.messages.labels("MO", "received").inc(len(history))
+        for row, delivery_id in zip(deliveries, ids):
+            self._route(PendingDelivery(delivery_id, row["account_id"], "mo", row["body"]))
+        return acks
 
     # --- to the customer -----------------------------------------------------------
 

@@ -1,47 +1,189 @@
-"""The built-in SMSC simulator: an upstream that needs no network.
+"""The SMSC simulator: an upstream that needs no network, and its model of a mobile network.
 
-It accepts every message handed to it and, after a configurable delay, reports the
-outcome (for now always DELIVERED) as a receipt, as a real upstream SMSC would.
+`SimulatedNetwork` decides what happens to a submitted message (the outcome mix:
+delivered, undeliverable, expired, rejected as receipts; throttled or refused as a
+submit_sm_resp error) and writes the receipts and MOs a real SMSC would send.
+`SimulatorConnector` runs that model in-process as a connector, so a fresh install and
+the tests have an upstream; `gateway.smsc_sim` runs the same model as a standalone SMPP
+server. Receipts go through the same parsing as a real upstream's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import itertools
+import random
+import time
 from datetime import UTC, datetime
 
-from pdu.receipt import MESSAGE_STATE_DELIVERED
+from config.upstreams import UpstreamConfig, parse_mix
+from gateway.upstream.base import NOT_SENT, Connector, DeliverCallback, SubmitResult
+from pdu.codec import DeliverSm
+from pdu.receipt import MessageState, Receipt, format_receipt, stat_for_state
+from pdu.status import CommandStatus
+from pdu.text import decode_short_message
+from pdu.tlv import Tag, cstr_tlv, int_tlv
 from store.batcher import NewMessage
 
-OutcomeCallback = Callable[[NewMessage, int, int, datetime], None]
+ESM_CLASS_RECEIPT = 0x04
+
+# Receipt outcomes and the state they report; the others answer the submit itself.
+RECEIPT_STATES = {
+    "delivered": MessageState.DELIVERED,
+    "undeliverable": MessageState.UNDELIVERABLE,
+    "expired": MessageState.EXPIRED,
+    "rejected": MessageState.REJECTED,
+}
+SUBMIT_ERRORS = {
+    "throttled": CommandStatus.ESME_RTHROTTLED,  # temporary: the gateway retries
+    "refused": CommandStatus.ESME_RINVDSTADR,  # permanent: the gateway fails the message
+}
+# GSM MAP error carried in err: and network_error_code for failures (27 = absent subscriber).
+FAILURE_ERROR = 27
 
 
-class SimulatorUpstream:
-    name = "simulator"
+class SimulatedNetwork:
+    def __init__(self, mix: str = "delivered=1", seed: int | None = None) -> None:
+        weights = parse_mix(mix)
+        self._names = list(weights)
+        self._weights = [weights[n] for n in self._names]
+        self._random = random.Random(seed)
+        # Unique across restarts of a standalone simulator: start-time prefix + counter.
+        self._prefix = f"{int(time.time() * 1000) % 10**10:010d}"
+        self._counter = itertools.count(1)
 
-    def __init__(self, delay_s: float, on_outcome: OutcomeCallback) -> None:
-        self._delay = delay_s
-        self._on_outcome = on_outcome
-        self._loop = asyncio.get_running_loop()
-        self._pending: set[asyncio.TimerHandle] = set()
+    def outcome(self) -> str:
+        return self._random.choices(self._names, self._weights)[0]
 
-    def send(self, msg: NewMessage) -> None:
-        handle: asyncio.TimerHandle
+    def next_id(self) -> str:
+        return f"{self._prefix}{next(self._counter):06d}"
 
-        def done() -> None:
-            self._pending.discard(handle)
-            self._on_outcome(msg, MESSAGE_STATE_DELIVERED, 0, datetime.now(UTC))
+    def receipt(
+        self,
+        upstream_id: str,
+        outcome: str,
+        *,
+        source_addr: str,
+        dest_addr: str,
+        submitted: datetime,
+        text: str = "",
+    ) -> DeliverSm:
+        """The deliver_sm receipt a real SMSC sends for `outcome`."""
+        state = RECEIPT_STATES[outcome]
+        err = 0 if state == MessageState.DELIVERED else FAILURE_ERROR
+        body = format_receipt(
+            Receipt(
+                message_id=upstream_id, sub=1, dlvrd=int(state == MessageState.DELIVERED),
+                submit_date=submitted, done_date=datetime.now(UTC),
+                stat=stat_for_state(state), err=err, text=text,
+            )
+        )
+        tlvs = [cstr_tlv(Tag.RECEIPTED_MESSAGE_ID, upstream_id), int_tlv(Tag.MESSAGE_STATE, state)]
+        if err:
+            # network type 1 (GSM), then the 2-octet error code.
+            tlvs.append((Tag.NETWORK_ERROR_CODE, bytes((1,)) + err.to_bytes(2, "big")))
+        return DeliverSm(
+            source_addr=dest_addr, destination_addr=source_addr, source_addr_ton=1,
+            source_addr_npi=1, esm_class=ESM_CLASS_RECEIPT, short_message=body, tlvs=tlvs,
+        )
 
-        handle = self._loop.call_later(self._delay, done)
-        self._pending.add(handle)
+    def mo(self, to: str, text: str | None = None) -> DeliverSm:
+        sender = f"336{self._random.randrange(10**8):08d}"
+        body = (text or f"MO {next(self._counter)}").encode("ascii")
+        return DeliverSm(
+            source_addr_ton=1, source_addr_npi=1, source_addr=sender,
+            dest_addr_ton=1, dest_addr_npi=1, destination_addr=to, short_message=body,
+        )
+
+
+def quoted_text(msg: NewMessage) -> str:
+    try:
+        return decode_short_message(msg.body or b"", msg.data_coding)[:20]
+    except ValueError:
+        return ""
+
+
+class SimulatorConnector(Connector):
+    """The simulator as an in-process connector: always up, answers at once."""
+
+    in_process = True
+
+    def __init__(self, config: UpstreamConfig, on_deliver: DeliverCallback) -> None:
+        super().__init__()
+        self.config = config
+        self.name = config.name
+        self.on_deliver = on_deliver
+        self.network = SimulatedNetwork(config.mix)
+        self._latency = config.latency_ms / 1000
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._mo_task: asyncio.Task[None] | None = None
+        self._running = False
+        self.received = 0
 
     @property
-    def in_flight(self) -> int:
-        return len(self._pending)
+    def is_up(self) -> bool:
+        return self._running
 
-    def stop(self) -> None:
-        # Messages not yet reported stay ACCEPTED in the store and are sent again
-        # after a restart, so dropping the timers loses nothing.
-        for handle in self._pending:
+    @property
+    def capacity(self) -> int:
+        return 10_000 if self._running else 0
+
+    async def start(self) -> None:
+        self._running = True
+        if self.config.mo_rate > 0 and self.config.mo_to:
+            self._mo_task = asyncio.get_running_loop().create_task(self._generate_mo())
+
+    async def stop(self) -> None:
+        # Outcomes not yet reported are re-driven by `resume` after a restart.
+        self._running = False
+        for handle in self._timers:
             handle.cancel()
-        self._pending.clear()
+        self._timers.clear()
+        if self._mo_task is not None:
+            self._mo_task.cancel()
+            await asyncio.gather(self._mo_task, return_exceptions=True)
+
+    def send(self, msg: NewMessage) -> asyncio.Future[SubmitResult]:
+        future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        if not self._running:
+            future.set_result(SubmitResult(NOT_SENT))
+            return future
+        self.received += 1
+        outcome = self.network.outcome()
+        if outcome in SUBMIT_ERRORS:
+            future.set_result(SubmitResult(SUBMIT_ERRORS[outcome]))
+            return future
+        upstream_id = self.network.next_id()
+        self.recent_ids[upstream_id] = msg.id
+        future.set_result(SubmitResult(0, upstream_id))
+        self._later(upstream_id, outcome, msg)
+        return future
+
+    def resume(self, msg: NewMessage, upstream_id: str) -> None:
+        """Report the outcome of a message taken before a restart (the model has no disk)."""
+        outcome = self.network.outcome()
+        self._later(upstream_id, "delivered" if outcome in SUBMIT_ERRORS else outcome, msg)
+
+    def _later(self, upstream_id: str, outcome: str, msg: NewMessage) -> None:
+        handle: asyncio.TimerHandle
+
+        def report() -> None:
+            self._timers.discard(handle)
+            pdu = self.network.receipt(
+                upstream_id, outcome, source_addr=msg.source_addr, dest_addr=msg.dest_addr,
+                submitted=msg.created_at, text=quoted_text(msg),
+            )
+            self.on_deliver(self.name, pdu, _ignore)
+
+        handle = asyncio.get_running_loop().call_later(self._latency, report)
+        self._timers.add(handle)
+
+    async def _generate_mo(self) -> None:
+        numbers = itertools.cycle(self.config.mo_to)
+        while True:
+            await asyncio.sleep(1 / self.config.mo_rate)
+            self.on_deliver(self.name, self.network.mo(next(numbers)), _ignore)
+
+
+def _ignore(status: int) -> None:
+    pass

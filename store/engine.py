@@ -119,14 +119,15 @@ def alembic_config() -> Config:
 
 
 async def migrate(target: str | AsyncEngine) -> None:
-    """Run `alembic upgrade head` against a store URL (or an engine already made)."""
+    """Run `alembic upgrade heads` against a store URL (or an engine already made)."""
     engine = make_engine(target) if isinstance(target, str) else target
     cfg = alembic_config()
 
     def _upgrade(sync_conn: sa.Connection) -> None:
         # env.py picks the connection up from here instead of opening its own.
         cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, "head")
+        # "heads": independent branches (one per feature, all on 0001) are all applied.
+        command.upgrade(cfg, "heads")
 
     try:
         async with writer(engine).begin() as conn:

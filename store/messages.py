@@ -116,6 +116,47 @@ class MessageStore:
             ).one_or_none()
         return None if row is None else dict(row._mapping)
 
+    async def by_upstream_many(
+        self, upstream: str, upstream_ids: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """by_upstream() for a batch of receipts from one upstream, in one query."""
+        wanted = set(upstream_ids)
+        if not wanted:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(messages)
+                .where(messages.c.upstream == upstream, messages.c.upstream_id.in_(wanted))
+                .order_by(messages.c.id)
+            )
+            # Ordered by id: if an upstream ever reuses an id, the newest message wins.
+            return {row.upstream_id: dict(row._mapping) for row in rows}
+
+    async def get_many(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        id_list = list(set(ids))
+        if not id_list:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(sa.select(messages).where(messages.c.id.in_(id_list)))
+            return {int(row.id): dict(row._mapping) for row in rows}
+
+    async def record_inbound(
+        self, rows: Sequence[Mapping[str, Any]], receipts: Iterable[Mapping[str, Any]]
+    ) -> list[int]:
+        """Insert MO history rows and queue their deliveries in one transaction.
+
+        The MO is acknowledged upstream only after this commit, so it is never lost and
+        never recorded without its delivery. Returns the delivery ids in order.
+        """
+        delivery_params = _delivery_params(receipts)
+        if not rows:
+            return []
+        async with self._writer.begin() as conn:
+            await conn.execute(messages.insert(), [dict(r) for r in rows])
+            if delivery_params:
+                return await _insert_deliveries(conn, delivery_params)
+        return []
+
     async def count_by_status(self, account_id: int) -> dict[str, int]:
         async with self._engine.connect() as conn:
             rows = await conn.execute(

@@ -176,3 +176,35 @@ audit_log = sa.Table(
     sa.Column("before", sa.Text, nullable=True),  # JSON
     sa.Column("after", sa.Text, nullable=True),  # JSON
 )
+
+# --- delivery pipeline (migration 0003) ------------------------------------------------
+
+# One row per MT message the outbox has touched: a claim (in_flight, leased until
+# next_attempt_at) or a retry back-off after a temporary upstream error. The message row
+# itself stays ACCEPTED until an upstream takes it, so this table only holds scheduling.
+upstream_attempts = sa.Table(
+    "upstream_attempts",
+    metadata,
+    sa.Column("message_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("in_flight", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("last_error", sa.String(64), nullable=True),
+)
+
+# Numbers (MSISDNs, short codes) whose MO messages belong to an account.
+inbound_numbers = sa.Table(
+    "inbound_numbers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("number", sa.String(21), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Index("ix_inbound_numbers_account_id", "account_id"),
+)

@@ -1,0 +1,201 @@
+"""The store-and-forward worker: accepted messages from the store to an upstream.
+
+It claims due messages in batches (store.outbox), picks for each the first connector of
+its route that is up, and turns every answer into store bookkeeping through coalescers:
+accepted -> ENROUTE with the upstream id, temporary error -> retry with back-off,
+permanent error -> REJECTED with a failed DLR, validity past -> EXPIRED. Nothing is
+held only in memory: a crash leaves messages ACCEPTED, and their claims are released
+at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from gateway.coalescer import Coalescer
+from gateway.router import Router
+from gateway.upstream.backoff import backoff_delay
+from gateway.upstream.base import Connector, SubmitResult
+from pdu.receipt import MessageState
+from store.batcher import NewMessage
+from store.outbox import Handed, OutboxStore
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(seconds=60)
+POLL_INTERVAL = 0.5  # how often the store is looked at when nobody says there is work
+MAX_CLAIM = 1000
+# When no connector of a route is up, look again this soon (not counted as an attempt).
+NO_CONNECTOR_DELAY = 1.0
+PURGE_INTERVAL = 60.0
+
+_MESSAGE_FIELDS = tuple(f.name for f in fields(NewMessage))
+
+
+def message_from_row(row: dict[str, Any]) -> NewMessage:
+    return NewMessage(**{name: row.get(name) for name in _MESSAGE_FIELDS})
+
+
+class Outbox:
+    def __init__(self, gateway: Gateway, connectors: dict[str, Connector], router: Router) -> None:
+        self.gw = gateway
+        self.connectors = connectors
+        self.router = router
+        self.store = OutboxStore(gateway.engine)
+        self.node = f"node-{gateway.settings.node_id}"
+        s = gateway.settings
+        self._retry_min, self._retry_max = s.outbox_retry_min, s.outbox_retry_max
+        self._handed: Coalescer[Handed] = Coalescer("outbox-handed", self._flush_handed)
+        self._retries: Coalescer[tuple[int, datetime, str, bool]] = Coalescer(
+            "outbox-retries", self.store.retry_later
+        )
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._bodies_to_forget: set[int] = set()
+        for connector in connectors.values():
+            connector.on_up = self.notify
+
+    # --- what the submit path calls ----------------------------------------------
+
+    def notify(self) -> None:
+        """There may be new work: a commit of accepted messages, a connector came up."""
+        self._wake.set()
+
+    def send(self, msg: NewMessage) -> None:
+        """Compatibility with `gw.upstream.send(msg)`: the message is already in the store."""
+        self._wake.set()
+
+    # --- life cycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        released = await self.store.release_node(self.node, datetime.now(UTC))
+        if released:
+            log.info("released %d outbox claims left by a previous run", released)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for c in (self._handed, self._retries):
+            await c.drain()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_purge = loop.time() + PURGE_INTERVAL
+        while True:
+            self._wake.clear()
+            if loop.time() >= next_purge:
+                next_purge = loop.time() + PURGE_INTERVAL
+                try:
+                    await self.store.purge_finished()
+                except Exception:
+                    log.exception("outbox purge failed")
+            try:
+                claimed = await self._cycle()
+            except Exception:
+                log.exception("outbox cycle failed")
+                claimed = 0
+            if claimed:
+                await asyncio.sleep(0)  # let answers and other sessions run between batches
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+            except TimeoutError:
+                pass
+
+    async def _cycle(self) -> int:
+        capacity = sum(c.capacity for c in self.connectors.values() if c.is_up)
+        if capacity <= 0:
+            return 0
+        now = datetime.now(UTC)
+        rows = await self.store.claim(self.node, now, CLAIM_LEASE, min(capacity, MAX_CLAIM))
+        for row in rows:
+            self._dispatch(row, now)
+        return len(rows)
+
+    # --- one message ---------------------------------------------------------------
+
+    def _dispatch(self, row: dict[str, Any], now: datetime) -> None:
+        msg = message_from_row(row)
+        attempts = int(row.get("attempts") or 0)
+        if msg.expires_at is not None and msg.expires_at <= now:
+            log.info("message %s expired before an upstream took it", msg.id)
+            self._end(msg, MessageState.EXPIRED, 0, "expired")
+            return
+        account = self.gw.accounts.by_id(msg.account_id)
+        route = self.router.route_for(account.system_id if account else "", msg.dest_addr)
+        if route is None:
+            # Routes changed after the message was accepted: nobody will ever carry it.
+            log.warning("message %s to %s has no route any more", msg.id, msg.dest_addr)
+            self._end(msg, MessageState.UNDELIVERABLE, 0, "no_route")
+            return
+        connector = self._pick(route.connectors)
+        if connector is None:
+            self._retries.add(
+                (msg.id, now + timedelta(seconds=NO_CONNECTOR_DELAY), "no_connector_up", False)
+            )
+            return
+        self._in_flight += 1
+        future = connector.send(msg)
+        future.add_done_callback(lambda f: self._answered(msg, attempts, connector, f))
+
+    def _pick(self, names: tuple[str, ...]) -> Connector | None:
+        up = [self.connectors[n] for n in names if n in self.connectors and self.connectors[n].is_up]
+        for connector in up:
+            if connector.capacity > 0:
+                return connector
+        return up[0] if up else None
+
+    def _answered(
+        self, msg: NewMessage, attempts: int, connector: Connector,
+        future: asyncio.Future[SubmitResult],
+    ) -> None:
+        self._in_flight -= 1
+        result = future.result()
+        metrics = self.gw.metrics
+        if result.ok:
+            metrics.messages.labels("MT", "sent_upstream").inc()
+            account = self.gw.accounts.by_id(msg.account_id)
+            if account is not None and not getattr(account, "keep_bodies", True):
+                self._bodies_to_forget.add(msg.id)
+            self._handed.add(Handed(msg.id, connector.name, result.upstream_id, datetime.now(UTC)))
+            return
+        if result.temporary:
+            counts = result.reached_upstream
+            delay = backoff_delay(attempts, self._retry_min, self._retry_max) if counts else 0.2
+            metrics.messages.labels("MT", "upstream_retry").inc()
+            log.info("%s: message %s: %s; retry in %.1fs", connector.name, msg.id,
+                     result.reason, delay)
+            self._retries.add(
+                (msg.id, datetime.now(UTC) + timedelta(seconds=delay), result.reason, counts)
+            )
+            asyncio.get_running_loop().call_later(delay, self.notify)
+            return
+        log.warning("%s: message %s refused: %s", connector.name, msg.id, result.reason)
+        # The receipt's err: field has three digits; the spec's statuses all fit.
+        self._end(msg, MessageState.REJECTED, min(result.status, 999), "upstream_refused")
+
+    def _end(self, msg: NewMessage, state: int, error: int, outcome: str) -> None:
+        self.gw.metrics.messages.labels("MT", outcome).inc()
+        # The claim row stays until the periodic purge: deleting it before the outcome
+        # commits would let the next cycle claim the still-ACCEPTED message again.
+        self.gw.dispatcher.outcome(msg, state, error, datetime.now(UTC))
+
+    async def _flush_handed(self, batch: list[Handed]) -> None:
+        forget = self._bodies_to_forget.intersection(h.message_id for h in batch)
+        await self.store.handed(batch, forget)
+        self._bodies_to_forget.difference_update(h.message_id for h in batch)
+        for h in batch:
+            connector = self.connectors.get(h.upstream)
+            if connector is not None:
+                connector.recent_ids.pop(h.upstream_id, None)

@@ -1,0 +1,91 @@
+"""What a connector is to the outbox and the dispatcher, and how upstream errors are read.
+
+A connector takes NewMessage rows (`send`) and resolves a future with a `SubmitResult`
+once the upstream answered submit_sm (or the attempt failed); inbound deliver_sm go to
+an `on_deliver` callback together with an `ack` to call once they are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pdu.codec import DeliverSm
+from pdu.status import CommandStatus, status_name
+from store.batcher import NewMessage
+
+# Answers after which the same message may well go through later.
+TEMPORARY_STATUSES = frozenset(
+    {
+        CommandStatus.ESME_RTHROTTLED,
+        CommandStatus.ESME_RMSGQFUL,
+        CommandStatus.ESME_RSYSERR,
+        CommandStatus.ESME_RX_T_APPN,
+        CommandStatus.ESME_RINVBNDSTS,
+        CommandStatus.ESME_RUNKNOWNERR,
+    }
+)
+
+# Pseudo statuses for failures that never got an answer (negative: never on the wire).
+CONNECTION_LOST = -1
+TIMEOUT = -2
+NOT_SENT = -3
+_PSEUDO = {CONNECTION_LOST: "connection_lost", TIMEOUT: "timeout", NOT_SENT: "not_sent"}
+
+Ack = Callable[[int], None]
+DeliverCallback = Callable[[str, DeliverSm, Ack], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    status: int
+    upstream_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+    @property
+    def temporary(self) -> bool:
+        return self.status < 0 or self.status in TEMPORARY_STATUSES
+
+    @property
+    def reason(self) -> str:
+        return _PSEUDO.get(self.status) or status_name(self.status)
+
+    @property
+    def reached_upstream(self) -> bool:
+        """False when the message never left: the attempt should not count."""
+        return self.status != NOT_SENT
+
+
+class Connector:
+    """The interface the outbox sees; SmppConnector and SimulatorConnector implement it."""
+
+    name: str = ""
+    in_process: bool = False
+
+    def __init__(self) -> None:
+        # upstream message_id -> our id, from submit_sm_resp until the hand-over is
+        # committed: a receipt may arrive before that commit and must still be matched.
+        self.recent_ids: dict[str, int] = {}
+        self.on_up: Callable[[], None] = lambda: None
+
+    @property
+    def is_up(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def capacity(self) -> int:
+        """How many more messages it would take now without queueing long."""
+        raise NotImplementedError
+
+    def send(self, msg: NewMessage) -> asyncio.Future[SubmitResult]:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError

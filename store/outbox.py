@@ -1,0 +1,274 @@
+"""The outbox: accepted MT messages waiting for an upstream to take them.
+
+A message is in the outbox while its row is ACCEPTED. `upstream_attempts` holds only
+scheduling: a claim (in_flight, leased until next_attempt_at, so a crashed node's claims
+come back by themselves) or the back-off after a temporary upstream error. Claims use
+FOR UPDATE SKIP LOCKED on PostgreSQL so several nodes never send the same message;
+SQLite serialises writers, which gives the same guarantee on one node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from store.engine import writer
+from store.tables import messages, upstream_attempts
+
+# Statuses a message reaches without ever leaving the gateway.
+CANCELLED_STATUS = "DELETED"
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """An upstream took message_id and called it upstream_id."""
+
+    message_id: int
+    upstream: str
+    upstream_id: str
+    sent_at: datetime
+
+
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        messages.c.status == "ACCEPTED",
+        messages.c.direction == "MT",
+        sa.or_(messages.c.schedule_at.is_(None), messages.c.schedule_at <= now),
+        sa.or_(
+            upstream_attempts.c.message_id.is_(None),
+            upstream_attempts.c.next_attempt_at <= now,
+        ),
+    )
+
+
+def _not_in_flight(now: datetime) -> sa.ColumnElement[bool]:
+    """No live claim: the message is not on its way to an upstream right now."""
+    live = sa.select(upstream_attempts.c.message_id).where(
+        upstream_attempts.c.message_id == messages.c.id,
+        upstream_attempts.c.in_flight.is_(True),
+        upstream_attempts.c.next_attempt_at > now,
+    )
+    return ~sa.exists(live)
+
+
+def _upsert(conn: AsyncConnection, rows: list[dict[str, Any]], update: list[str]) -> Any:
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(upstream_attempts)
+    return stmt.on_conflict_do_update(
+        index_elements=[upstream_attempts.c.message_id],
+        set_={name: getattr(stmt.excluded, name) for name in update},
+    ), rows
+
+
+class OutboxStore:
+    """Claims, hand-over, retries and cancellation of messages not yet upstream."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+
+    async def claim(
+        self, node: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[dict[str, Any]]:
+        """Take up to `limit` due messages for this node, oldest first.
+
+        Returns the message rows plus `attempts` (how many times tried before). Expired
+        messages are returned too: the caller ends them as EXPIRED.
+        """
+        if limit <= 0:
+            return []
+        query = (
+            sa.select(messages, sa.func.coalesce(upstream_attempts.c.attempts, 0).label("attempts"))
+            .select_from(
+                messages.outerjoin(
+                    upstream_attempts, upstream_attempts.c.message_id == messages.c.id
+                )
+            )
+            .where(_due(now))
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        async with self._writer.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(of=messages, skip_locked=True)
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            if rows:
+                claims = [
+                    {
+                        "message_id": r["id"],
+                        "attempts": r["attempts"],
+                        "in_flight": True,
+                        "next_attempt_at": now + lease,
+                        "claimed_by": node,
+                        "last_error": None,
+                    }
+                    for r in rows
+                ]
+                stmt, params = _upsert(conn, claims, ["in_flight", "next_attempt_at", "claimed_by"])
+                await conn.execute(stmt, params)
+        return rows
+
+    async def handed(self, items: Sequence[Handed], forget_bodies: Iterable[int] = ()) -> None:
+        """Upstreams took these: ACCEPTED -> ENROUTE with their ids, claims dropped.
+
+        `forget_bodies`: messages of accounts that keep no bodies; the body was stored
+        only so that it could wait for an upstream, and goes now.
+        """
+        if not items:
+            return
+        forget = list(forget_bodies)
+        params = [
+            {"b_id": h.message_id, "b_up": h.upstream, "b_upid": h.upstream_id, "b_at": h.sent_at}
+            for h in items
+        ]
+        async with self._writer.begin() as conn:
+            await conn.execute(_HANDED, params)
+            if forget:
+                await conn.execute(
+                    messages.update().where(messages.c.id.in_(forget)).values(body=None)
+                )
+            await conn.execute(
+                upstream_attempts.delete().where(
+                    upstream_attempts.c.message_id.in_([h.message_id for h in items])
+                )
+            )
+
+    async def retry_later(self, items: Iterable[tuple[int, datetime, str, bool]]) -> None:
+        """(message_id, next_attempt_at, error, counts) after a temporary failure.
+
+        `counts` False releases the claim without counting an attempt (no upstream
+        was even tried, e.g. every connector of the route is down).
+        """
+        rows = [
+            {"b_id": mid, "b_next": at, "b_err": err[:64], "b_inc": 1 if counts else 0}
+            for mid, at, err, counts in items
+        ]
+        if not rows:
+            return
+        async with self._writer.begin() as conn:
+            await conn.execute(_RETRY, rows)
+
+    async def purge_finished(self) -> int:
+        """Forget the scheduling of messages that ended (expired, refused, cancelled)."""
+        ended = sa.select(messages.c.id).where(
+            messages.c.id == upstream_attempts.c.message_id, messages.c.status != "ACCEPTED"
+        )
+        async with self._writer.begin() as conn:
+            result = await conn.execute(upstream_attempts.delete().where(sa.exists(ended)))
+        return int(result.rowcount)
+
+    async def release_node(self, node: str, now: datetime) -> int:
+        """At start: claims a previous run of this node held are due again at once."""
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                upstream_attempts.update()
+                .where(upstream_attempts.c.claimed_by == node, upstream_attempts.c.in_flight)
+                .values(in_flight=False, next_attempt_at=now)
+            )
+        return int(result.rowcount)
+
+    async def enroute_with(self, upstream: str, limit: int = 100_000) -> list[dict[str, Any]]:
+        """ENROUTE messages an upstream took: an in-process one forgets them on restart."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(messages)
+                .where(messages.c.status == "ENROUTE", messages.c.upstream == upstream)
+                .order_by(messages.c.id)
+                .limit(limit)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    async def cancel(self, account_id: int, now: datetime, **match: Any) -> list[int]:
+        """Cancel messages still waiting in the outbox; returns the ids cancelled.
+
+        `match` is either message_id=..., or source_addr/dest_addr (all such messages
+        of the account, as cancel_sm with an empty message_id asks).
+        """
+        cond = [
+            messages.c.account_id == account_id,
+            messages.c.status == "ACCEPTED",
+            messages.c.direction == "MT",
+            _not_in_flight(now),
+        ]
+        if "message_id" in match:
+            cond.append(messages.c.id == match["message_id"])
+        if match.get("source_addr"):
+            cond.append(messages.c.source_addr == match["source_addr"])
+        if match.get("dest_addr"):
+            cond.append(messages.c.dest_addr == match["dest_addr"])
+        async with self._writer.begin() as conn:
+            query = sa.select(messages.c.id).where(*cond)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = [int(i) for i in (await conn.execute(query)).scalars()]
+            if ids:
+                await conn.execute(
+                    messages.update()
+                    .where(messages.c.id.in_(ids), messages.c.status == "ACCEPTED")
+                    .values(status=CANCELLED_STATUS, done_at=now)
+                )
+                await conn.execute(
+                    upstream_attempts.delete().where(upstream_attempts.c.message_id.in_(ids))
+                )
+        return ids
+
+    async def replace(
+        self, account_id: int, message_id: int, now: datetime, values: dict[str, Any]
+    ) -> bool:
+        """Change a message still waiting in the outbox; False if it is not waiting."""
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                messages.update()
+                .where(
+                    messages.c.id == message_id,
+                    messages.c.account_id == account_id,
+                    messages.c.status == "ACCEPTED",
+                    _not_in_flight(now),
+                )
+                .values(**values)
+            )
+        return result.rowcount == 1
+
+    async def waiting(self) -> int:
+        """How many MT messages wait for an upstream (for metrics and tests)."""
+        async with self._engine.connect() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        sa.select(sa.func.count()).where(
+                            messages.c.status == "ACCEPTED", messages.c.direction == "MT"
+                        )
+                    )
+                ).scalar()
+                or 0
+            )
+
+
+_HANDED = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_id"))
+    .values(
+        upstream=sa.bindparam("b_up"),
+        upstream_id=sa.bindparam("b_upid"),
+        sent_at=sa.bindparam("b_at"),
+        # A receipt processed before this commit already set the final state: keep it.
+        status=sa.case((messages.c.status == "ACCEPTED", "ENROUTE"), else_=messages.c.status),
+    )
+)
+
+_RETRY = (
+    upstream_attempts.update()
+    .where(upstream_attempts.c.message_id == sa.bindparam("b_id"))
+    .values(
+        attempts=upstream_attempts.c.attempts + sa.bindparam("b_inc"),
+        in_flight=False,
+        next_attempt_at=sa.bindparam("b_next"),
+        last_error=sa.bindparam("b_err"),
+    )
+)
