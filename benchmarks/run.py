@@ -14,7 +14,7 @@ scenario lists in ``settings``; that list is printed in its row.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import asyncio
 import json
 import os
 import platform
@@ -452,7 +452,9 @@ def create_accounts(admin_path: str, count: int, credits: int) -> list[tuple[str
     def one(_: int) -> tuple[str, str]:
         answer = admin_call(
             Path(admin_path), "account.create",
-            {"credits": str(credits), "allowed_ips": ["127.0.0.1"]}, timeout=120,
+            # "bench" is the load generator's source_addr: only enabled senders may submit.
+            {"credits": str(credits), "allowed_ips": ["127.0.0.1"], "senders": ["bench"]},
+            timeout=120,
         )
         if not answer.get("ok"):
             raise RuntimeError(f"account.create failed: {answer.get('error')}")
@@ -676,12 +678,94 @@ def _ops_per_second(fn: Callable[[], object], seconds: float) -> dict[str, float
 
 
 def scenario_forward(ctx: RunContext) -> Outcome:
-    if importlib.util.find_spec("gateway.smsc_sim") is None:
+    if not (ctx.source / "gateway" / "smsc_sim.py").exists():
         reason = "skipped: upstream connector not available (no gateway.smsc_sim)"
         return Outcome({"skipped": reason}, reason, None, skipped=reason)
-    from benchmarks.forward import run_forward
+    spec = LOADS["forward"][ctx.size]
+    workdir = Path(tempfile.mkdtemp(prefix="smppgw-sim-", dir="/tmp"))
+    log_path = workdir / "accepted.jsonl"
+    # --log writes one line per message the upstream accepted: counting lines as they
+    # appear is how "reached the upstream" is timed, from outside both processes.
+    sim = Child(
+        [sys.executable, "-m", "gateway.smsc_sim", "--port", "0", "--system-id", "smppgw",
+         "--password", "benchpw", "--log", str(log_path)],
+        _clean_env({}, ctx.source), workdir / "smsc_sim.log", ctx.source,
+    )
+    try:
+        lines = sim.start("smsc_sim: ready")
+        m = re.search(r"listening on (\S+):(\d+)", "".join(lines))
+        if not m:
+            raise RuntimeError("smsc_sim did not print where it listens")
+        url = (f"smpp://smppgw:benchpw@{m.group(1)}:{m.group(2)}"
+               f"?window={spec['window']}&throughput=1000000")
+        settings = {**_throughput_settings(spec, ctx), **applicable({"upstream_url": url}, ctx)}
+        with gateway(settings, ctx) as gw:
+            count = 1 if "default_bind_limit" in settings else spec["sessions"]
+            accounts = create_accounts(gw.admin, count, spec["messages"] + 1000)
+            config = LoadConfig(
+                host=gw.host, port=gw.port, credentials=accounts, sessions=spec["sessions"],
+                window=spec["window"], messages=spec["messages"],
+                time_limit=_time_limit(spec["messages"], None),
+            )
+            result = run(_load_and_count_upstream(config, log_path))
+            result["gateway_rss_mb"] = read_rss(gw.pid)
+            result["accounts"] = len(accounts)
+    finally:
+        sim.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    stopped = re.search(r"stopped after (\d+) messages", "".join(sim.stdout))
+    result["upstream_accepted_by_sim"] = int(stopped.group(1)) if stopped else None
+    upstream_rate = result["upstream_per_second"]
+    key = (
+        f"{upstream_rate:,.0f} msg/s reached upstream ({result['upstream_received']:,}/"
+        f"{spec['messages']:,}); {result['accepted_per_second']:,.0f} acked/s; submit_sm_resp "
+        f"{_latency_summary(result['submit_latency_ms'])}"
+    )
+    met = (upstream_rate >= 20_000 and _all_ok(result)
+           and result["upstream_received"] == spec["messages"])
+    return Outcome(result, key, met, settings)
 
-    return run_forward(ctx)
+
+async def _load_and_count_upstream(config: LoadConfig, log_path: Path) -> dict[str, Any]:
+    """Run the load while counting the upstream's log lines; wait for the stragglers."""
+    seen = {"count": 0, "t0": 0.0, "last": 0.0, "offset": 0}
+
+    def poll() -> None:
+        try:
+            with log_path.open("rb") as fh:
+                fh.seek(seen["offset"])
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        # Count whole lines only; a half-written one is counted on the next poll.
+        whole = chunk.rfind(b"\n") + 1
+        if whole:
+            seen["offset"] += whole
+            seen["count"] += chunk.count(b"\n", 0, whole)
+            seen["last"] = time.perf_counter()
+
+    async def watch() -> None:
+        while True:
+            poll()
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        result = (await run_load(
+            config, on_bound=lambda: seen.__setitem__("t0", time.perf_counter())
+        )).as_dict()
+        wanted = result["statuses"].get("ESME_ROK", 0)
+        deadline = time.perf_counter() + 60 + config.messages / 1000
+        while seen["count"] < wanted and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        poll()
+    finally:
+        watcher.cancel()
+    span = seen["last"] - seen["t0"] if seen["count"] else 0.0
+    result["upstream_received"] = seen["count"]
+    result["upstream_seconds"] = round(span, 3)
+    result["upstream_per_second"] = round(seen["count"] / span, 1) if span > 0 else 0.0
+    return result
 
 
 def scenario_floor(ctx: RunContext) -> Outcome:

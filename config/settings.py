@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -85,6 +86,12 @@ _DATABASE_URL = Rule(
         and v.split("://", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql")
     ),
 )
+# Credits as text with at most two decimals ("1", "0.05"): the store keeps exact minor
+# units, and a TOML float would already have lost that.
+_CREDITS = Rule(
+    "an amount of credits as text with at most two decimals, e.g. '1' or '0.05'",
+    lambda v: isinstance(v, str) and re.fullmatch(r"\d{1,15}(\.\d{1,2})?", v) is not None,
+)
 # The framing layer must at least hold a submit_sm carrying a full 254-octet
 # short_message; the top end keeps one client from making us buffer arbitrary memory.
 _PDU_SIZE = _int_between(1024, 16 * 1024 * 1024)
@@ -136,6 +143,27 @@ class Settings:
     default_window: int = 10
     default_throughput: float = 20.0
     max_pdu_size: int = 65536
+
+    # Account control: what a new account starts with (each can be changed per account).
+    default_bind_limit: int = 1
+    default_gsm_packed: bool = False
+    default_max_segments: int = 8
+    default_keep_bodies: bool = True
+    default_dlr_retention_days: int = 7
+    default_stop_mode: str = "dlr"
+    # Credits per segment when no rate prefix matches, as text: money is never a float.
+    default_rate: str = "1.00"
+    max_allowed_ips: int = 10
+    # History older than this is purged by the retention job, which runs every
+    # retention_interval seconds.
+    history_retention_days: int = 183
+    retention_interval: float = 3600.0
+
+    # Outgoing mail (password rotation, low-balance alerts); off while smtp_host is unset.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "smppgw@localhost"
+    smtp_timeout: float = 10.0
 
     # Write-behind batcher.
     batch_max_size: int = 1000
@@ -264,6 +292,23 @@ RULES: dict[str, Rule] = {
     "default_window": _int_at_least(1),
     "default_throughput": _positive("messages per second"),
     "max_pdu_size": _PDU_SIZE,
+    "default_bind_limit": _int_between(1, 100),
+    "default_gsm_packed": _BOOL,
+    "default_max_segments": _int_between(1, 255),
+    "default_keep_bodies": _BOOL,
+    "default_dlr_retention_days": _int_between(1, 365),
+    "default_stop_mode": _one_of("dlr", "refuse"),
+    "default_rate": _CREDITS,
+    "max_allowed_ips": _int_between(1, 1000),
+    "history_retention_days": _int_at_least(1),
+    "retention_interval": _positive("seconds"),
+    "smtp_host": _optional(_HOST),
+    "smtp_port": _int_between(1, 65535),
+    "smtp_from": Rule(
+        "an e-mail address such as 'smppgw@example.net'",
+        lambda v: isinstance(v, str) and "@" in v and not any(c.isspace() for c in v),
+    ),
+    "smtp_timeout": _positive("seconds"),
     "batch_max_size": _int_at_least(1),
     "batch_max_delay_ms": _non_negative("milliseconds"),
     "simulator_delay_ms": _non_negative("milliseconds"),

@@ -1,16 +1,43 @@
-"""The in-memory account directory the hot path reads: credentials, IP lists, balances.
+"""The in-memory account directory the hot path reads: credentials, IP lists, senders,
+STOP lists, prices, limits and balances.
 
 Loaded from the store at start and refreshed whenever the admin socket changes an
 account, so a bind or a submit never waits on the database. Balances are tracked as
 the committed balance plus the debits reserved by submits still in the batcher; a
 submit reserves before it is queued, so one node never promises more than it has.
+After a debit commits, `after_debit` may start an automatic top-up or a low-balance
+alert in the background; it never blocks the submit that triggered it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import smtplib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from auth.ipacl import IpAllowList
+from auth.senders import ton_matches
+from store.money import format_credits, parse_credits
+from store.rates import RateStore
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from gateway.mail import Mailer
+    from gateway.metrics import GatewayMetrics
+    from store.accounts import AccountStore
+
+log = logging.getLogger(__name__)
+
+# Used when no Settings are given (unit tests of the directory alone).
+DEFAULT_RATE_MINOR = 100
+
+
+@dataclass(slots=True, frozen=True)
+class Sender:
+    kind: str  # alphanumeric | shortcode | numeric
+    state: str  # pending | enabled | disabled | refused
 
 
 @dataclass(slots=True)
@@ -22,7 +49,7 @@ class Account:
     allowed_ips: list[str]
     balance: int  # committed, minor units
     reserved: int = 0  # queued for commit, minor units
-    # Per-account settings; the defaults are the provider's (issue 4 stores them).
+    # Per-account settings (stored per account; new accounts take the config defaults).
     window: int = 10
     throughput: float = 20.0
     bind_limit: int = 1
@@ -30,7 +57,20 @@ class Account:
     max_segments: int = 8
     keep_bodies: bool = True
     stop_mode: str = "dlr"
+    dlr_retention_days: int = 7
+    contact_email: str | None = None
+    # Credit automation, minor units; None = off.
+    auto_topup_threshold: int | None = None
+    auto_topup_amount: int | None = None
+    auto_topup_monthly_cap: int | None = None
+    low_balance_threshold: int | None = None
+    senders: dict[str, Sender] = field(default_factory=dict)
+    stop_list: frozenset[str] = frozenset()
+    rates: dict[str, int] = field(default_factory=dict)  # this account's overrides
     allow: IpAllowList = field(init=False)
+    # Background work state, carried over refreshes.
+    topup_running: bool = False
+    low_alert_armed: bool = True
 
     def __post_init__(self) -> None:
         self.allow = IpAllowList(self.allowed_ips)
@@ -44,31 +84,66 @@ class Account:
         return self.status == "active"
 
     def sender_status(self, source_addr: str, ton: int, npi: int) -> bool:
-        """Whether this sender may be used. Until sender lists exist, any valid one."""
-        return True
+        """True only for an enabled sender of this account whose kind fits the TON.
+
+        The address must match exactly; TON 5 needs an alphanumeric sender, 3 a
+        shortcode, 1 a numeric one, and TON 0 (unknown) accepts any kind. NPI is not
+        checked: clients disagree on it and the address already says what it is.
+        """
+        sender = self.senders.get(source_addr)
+        return sender is not None and sender.state == "enabled" and ton_matches(sender.kind, ton)
 
     def is_stop_listed(self, destination_addr: str) -> bool:
-        return False
+        return destination_addr in self.stop_list
 
 
 class AccountDirectory:
     """system_id -> Account, kept in step with the store by explicit refreshes."""
 
-    def __init__(self, store, settings=None) -> None:
+    def __init__(
+        self,
+        store: AccountStore,
+        settings: Settings | None = None,
+        *,
+        metrics: GatewayMetrics | None = None,
+        mailer: Mailer | None = None,
+    ) -> None:
         self._store = store
         self._settings = settings
+        self._rate_store = RateStore(store.engine)
+        self.metrics = metrics
+        self.mailer = mailer
         self._by_system_id: dict[str, Account] = {}
         self._by_id: dict[int, Account] = {}
+        self._global_rates: dict[str, int] = {}
+        self._default_rate = (
+            parse_credits(settings.default_rate) if settings is not None else DEFAULT_RATE_MINOR
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Counts alerts raised, whatever the delivery; tests and the admin read it.
+        self.low_balance_alerts = 0
+
+    def attach(
+        self, *, metrics: GatewayMetrics | None = None, mailer: Mailer | None = None
+    ) -> None:
+        """Give the directory its metrics and mailer after construction."""
+        if metrics is not None:
+            self.metrics = metrics
+        if mailer is not None:
+            self.mailer = mailer
 
     async def load(self) -> None:
         rows = await self._store.load_all()
+        rates = await self._rate_store.load_all()
         self._by_system_id.clear()
         self._by_id.clear()
         for row in rows:
             self._put(row)
+        self._apply_rates(rates)
 
     async def refresh(self, system_id: str) -> Account | None:
-        """Re-read one account after a change of credentials, status or IPs.
+        """Re-read one account after a change of credentials, status, IPs, senders,
+        STOP list or settings.
 
         The balance is not re-read: between a commit and its callback the store is
         ahead of memory, so balances change here only by the deltas callers apply.
@@ -83,7 +158,26 @@ class AccountDirectory:
         if old is not None:
             account.balance = old.balance
             account.reserved = old.reserved
+            account.rates = old.rates
+            account.topup_running = old.topup_running
+            account.low_alert_armed = old.low_alert_armed
         return account
+
+    async def refresh_rates(self) -> None:
+        """Re-read the whole rate table (global and per-account) after a change."""
+        self._apply_rates(await self._rate_store.load_all())
+
+    def _apply_rates(self, rows: list[dict[str, Any]]) -> None:
+        global_rates: dict[str, int] = {}
+        by_account: dict[int, dict[str, int]] = {}
+        for row in rows:
+            target = global_rates if row["account_id"] is None else by_account.setdefault(
+                row["account_id"], {}
+            )
+            target[row["prefix"]] = int(row["price"])
+        self._global_rates = global_rates
+        for account in self._by_id.values():
+            account.rates = by_account.get(account.id, {})
 
     def _put(self, row: dict) -> Account:
         account = Account(
@@ -94,9 +188,15 @@ class AccountDirectory:
             allowed_ips=list(row.get("allowed_ips") or []),
             balance=row["balance"],
         )
-        if self._settings is not None:
-            account.window = row.get("window") or self._settings.default_window
-            account.throughput = row.get("throughput") or self._settings.default_throughput
+        for name, column in _SETTING_COLUMNS.items():
+            if column in row and row[column] is not None:
+                setattr(account, name, row[column])
+        for name in _OPTIONAL_COLUMNS:
+            setattr(account, name, row.get(name))
+        account.senders = {
+            s["address"]: Sender(s["kind"], s["state"]) for s in row.get("senders") or []
+        }
+        account.stop_list = frozenset(row.get("stop_list") or ())
         self._by_system_id[account.system_id] = account
         self._by_id[account.id] = account
         return account
@@ -110,16 +210,19 @@ class AccountDirectory:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    # --- pricing (flat until the rate table lands) ----------------------------------
-
-    FLAT_RATE_MINOR = 100
+    # --- pricing ---------------------------------------------------------------------
 
     def price(self, account: Account, destination_addr: str) -> int:
-        """Minor units per segment for this destination."""
-        return self.FLAT_RATE_MINOR
-
-    def after_debit(self, account: Account) -> None:
-        """Hook for automatic top-up and low-balance alerts (issue 4)."""
+        """Minor units per segment: the account's longest matching override, else the
+        global table's longest matching prefix, else the default rate."""
+        for table in (account.rates, self._global_rates):
+            if not table:
+                continue
+            for end in range(min(len(destination_addr), 15), 0, -1):
+                price = table.get(destination_addr[:end])
+                if price is not None:
+                    return price
+        return self._default_rate
 
     # --- credit reservation (the hot path) ---------------------------------------
 
@@ -140,3 +243,122 @@ class AccountDirectory:
     def release(account: Account, cost: int) -> None:
         """The submit failed: give the reservation back."""
         account.reserved -= cost
+
+    def credited(self, account: Account, amount: int) -> None:
+        """A credit (top-up, transfer in) committed: add it and re-arm the alert."""
+        account.balance += amount
+        threshold = account.low_balance_threshold
+        if threshold is None or account.balance >= threshold:
+            account.low_alert_armed = True
+
+    # --- after a debit: automatic top-up and low-balance alert -------------------------
+
+    def after_debit(self, account: Account) -> None:
+        """Called right after a debit committed. Never blocks and never raises: the
+        top-up and the alert's e-mail run as background tasks."""
+        try:
+            self._check_topup(account)
+            self._check_low_balance(account)
+        except Exception:  # the submit path must not fail because of bookkeeping
+            log.exception("after_debit bookkeeping failed for %s", account.system_id)
+
+    def _check_topup(self, account: Account) -> None:
+        threshold, amount = account.auto_topup_threshold, account.auto_topup_amount
+        if threshold is None or not amount or account.topup_running:
+            return
+        if account.balance > threshold:
+            return
+        account.topup_running = True
+        self._spawn(self._auto_topup(account.id), f"auto-topup-{account.system_id}")
+
+    async def _auto_topup(self, account_id: int) -> None:
+        outcome = "failed"
+        try:
+            added = await self._store.auto_topup(account_id)
+            account = self._by_id.get(account_id)
+            if added is None:
+                outcome = "capped"
+                if account is not None:
+                    log.warning(
+                        "automatic top-up of %s not done: balance above threshold or "
+                        "monthly cap reached", account.system_id,
+                    )
+            else:
+                outcome = "done"
+                if account is not None:
+                    self.credited(account, added)
+                    log.info(
+                        "automatic top-up of %s: +%s credits",
+                        account.system_id, format_credits(added),
+                    )
+        except Exception:
+            log.exception("automatic top-up of account id %s failed", account_id)
+        finally:
+            account = self._by_id.get(account_id)
+            if account is not None:
+                account.topup_running = False
+            if self.metrics is not None:
+                self.metrics.auto_topups.labels(outcome).inc()
+
+    def _check_low_balance(self, account: Account) -> None:
+        threshold = account.low_balance_threshold
+        if threshold is None:
+            return
+        if account.balance >= threshold:
+            account.low_alert_armed = True
+            return
+        if not account.low_alert_armed:
+            return
+        # One alert per crossing: re-armed once the balance is back at the threshold.
+        account.low_alert_armed = False
+        self.low_balance_alerts += 1
+        balance, limit = format_credits(account.balance), format_credits(threshold)
+        log.warning(
+            "low balance: account %s has %s credits, below its alert threshold %s",
+            account.system_id, balance, limit,
+        )
+        if self.metrics is not None:
+            self.metrics.low_balance_alerts.inc()
+        if self.mailer is not None and self.mailer.enabled and account.contact_email:
+            self._spawn(
+                self._mail_low_balance(account.contact_email, account.system_id, balance, limit),
+                f"low-balance-mail-{account.system_id}",
+            )
+
+    async def _mail_low_balance(self, to: str, system_id: str, balance: str, limit: str) -> None:
+        from gateway.mail import low_balance_mail
+
+        assert self.mailer is not None
+        subject, body = low_balance_mail(system_id, balance, limit)
+        try:
+            await self.mailer.send(to, subject, body)
+        except (OSError, smtplib.SMTPException) as exc:  # the alert is logged already
+            log.warning("low-balance mail for %s to %s failed: %r", system_id, to, exc)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        # Held until done: the loop keeps only weak references to tasks.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for background top-ups and alert mails (tests, and a clean stop)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+# Account attribute -> store column, for the per-account settings.
+_SETTING_COLUMNS = {
+    "window": "window_size",
+    "throughput": "throughput",
+    "bind_limit": "bind_limit",
+    "gsm_packed": "gsm_packed",
+    "max_segments": "max_segments",
+    "keep_bodies": "keep_bodies",
+    "stop_mode": "stop_mode",
+    "dlr_retention_days": "dlr_retention_days",
+}
+_OPTIONAL_COLUMNS = (
+    "contact_email", "auto_topup_threshold", "auto_topup_amount", "auto_topup_monthly_cap",
+    "low_balance_threshold",
+)

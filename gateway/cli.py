@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import csv
 import json
 import logging
 import os
@@ -148,43 +150,220 @@ def _print_record(record: dict) -> None:
 
 ACCOUNT_COLUMNS = ["system_id", "status", "balance", "allowed_ips", "bound_sessions", "can_bind"]
 
+# `account set` / `account create` flags -> admin setting names.
+SETTING_FLAGS = {
+    "window": int,
+    "throughput": float,
+    "bind_limit": int,
+    "gsm_packed": str,
+    "max_segments": int,
+    "keep_bodies": str,
+    "dlr_retention_days": int,
+    "stop_mode": str,
+}
+HISTORY_FILTERS = ("since", "until", "sender", "receiver", "status", "message_id", "direction")
+
+
+def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name, None) is not None
+    }
+
+
+def _sender_spec(text: str) -> dict[str, str]:
+    """'ovh123' or 'ovh123:alphanumeric' (kind after the last colon)."""
+    address, sep, kind = text.rpartition(":")
+    if sep and kind in ("alphanumeric", "shortcode", "numeric"):
+        return {"address": address, "kind": kind}
+    return {"address": text}
+
+
+def _history_filters(args: argparse.Namespace) -> dict[str, Any]:
+    body = {k: getattr(args, k) for k in HISTORY_FILTERS if getattr(args, k, None) is not None}
+    if getattr(args, "system_id", None):
+        body["system_id"] = args.system_id
+    return body
+
 
 def _admin_request(args: argparse.Namespace) -> tuple[str, dict]:
     group, action = args.group, getattr(args, "action", None)
-    if group == "account" and action == "create":
-        body: dict[str, Any] = {"allowed_ips": args.allow_ip or []}
-        if args.credits is not None:
-            body["credits"] = args.credits
-        if args.system_id:
-            body["system_id"] = args.system_id
-        if args.contact_email:
-            body["contact_email"] = args.contact_email
-        return "account.create", body
-    if group == "account" and action == "show":
-        return "account.show", {"system_id": args.system_id}
-    if group == "account" and action == "list":
-        return "account.list", {}
+    if group == "account":
+        if action == "create":
+            body: dict[str, Any] = {"allowed_ips": args.allow_ip or []}
+            if args.credits is not None:
+                body["credits"] = args.credits
+            if args.system_id:
+                body["system_id"] = args.system_id
+            if args.contact_email:
+                body["contact_email"] = args.contact_email
+            if args.sender:
+                body["senders"] = [_sender_spec(s) for s in args.sender]
+            settings = _settings_from(args)
+            if settings:
+                body["settings"] = settings
+            return "account.create", body
+        if action == "list":
+            return "account.list", {}
+        if action == "set":
+            body = {"system_id": args.system_id, **_settings_from(args)}
+            if args.contact_email is not None:
+                body["contact_email"] = args.contact_email
+            return "account.set", body
+        if action == "suspend":
+            return "account.suspend", {"system_id": args.system_id, "unbind": args.unbind}
+        return f"account.{action}", {"system_id": args.system_id}
     if group == "password":
         return "password.rotate", {"system_id": args.system_id, "unbind": args.unbind}
     if group == "ip":
         if action == "list":
             return "ip.list", {"system_id": args.system_id}
         return f"ip.{action}", {"system_id": args.system_id, "ip": args.ip}
+    if group == "sender":
+        body = {"system_id": args.system_id}
+        if action == "add":
+            body.update(sender=args.sender, kind=args.kind, state=args.state,
+                        comment=args.comment)
+        elif action == "set-state":
+            body.update(sender=args.sender, state=args.state, comment=args.comment)
+            return "sender.set_state", body
+        elif action == "remove":
+            body["sender"] = args.sender
+        return f"sender.{action}", body
+    if group == "rate":
+        body = {"system_id": args.account} if getattr(args, "account", None) else {}
+        if action == "set":
+            body.update(prefix=args.prefix, price=args.price)
+        elif action == "remove":
+            body["prefix"] = args.prefix
+        elif action == "quote":
+            return "rate.quote", {"system_id": args.system_id, "destination": args.destination}
+        return f"rate.{action}", body
     if group == "credits":
-        return "credits.add", {"system_id": args.system_id, "amount": args.amount}
+        if action == "add":
+            body = {"system_id": args.system_id, "amount": args.amount}
+            if args.note:
+                body["note"] = args.note
+            return "credits.add", body
+        if action == "transfer":
+            return "credits.transfer", {"from": args.source, "to": args.target,
+                                        "amount": args.amount}
+        if action == "auto-topup":
+            body = {"system_id": args.system_id, "off": args.off}
+            for key in ("threshold", "amount", "monthly_cap"):
+                if getattr(args, key) is not None:
+                    body[key] = getattr(args, key)
+            return "credits.auto_topup", body
+        body = {"system_id": args.system_id, "off": args.off}
+        if args.threshold is not None:
+            body["threshold"] = args.threshold
+        return "credits.alert", body
     if group == "balance":
         return "balance.show", {"system_id": args.system_id}
+    if group == "ledger":
+        if action == "check":
+            return "ledger.check", {}
+        return "ledger.list", {"system_id": args.system_id, "limit": args.limit}
+    if group == "history":
+        if action == "delete":
+            return "history.delete", {"system_id": args.system_id,
+                                      "message_ids": args.message_ids}
+        body = _history_filters(args)
+        if action == "query":
+            body["limit"] = args.limit
+            if args.after_id is not None:
+                body["after_id"] = args.after_id
+            return "history.query", body
+        return "history.export", body
+    if group == "stop":
+        body = {"system_id": args.system_id}
+        if action in ("add", "remove"):
+            body["destination"] = args.destination
+        if action == "add" and args.note:
+            body["note"] = args.note
+        return f"stop.{action}", body
     if group == "sessions":
         return "sessions.list", {"system_id": args.system_id} if args.system_id else {}
     if group == "audit":
-        return "audit.list", {"limit": args.limit}
+        body = {"limit": args.limit}
+        if args.target:
+            body["target"] = args.target
+        if args.action_filter:
+            body["action"] = args.action_filter
+        return "audit.list", body
     raise SystemExit(f"smppgw admin: unknown command {group} {action}")
+
+
+def _export(path: Path, body: dict[str, Any], output: str, timeout: float = 300.0) -> int:
+    """Stream history.export into a CSV file (or stdout), one page in memory at a time."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps({"op": "history.export", "args": body}).encode() + b"\n")
+        stream = sock.makefile("rb")
+        header = json.loads(stream.readline() or b"{}")
+        if not header.get("ok"):
+            print(f"smppgw admin: {header.get('error', 'export failed')}", file=sys.stderr)
+            return EXIT_ERROR
+        total = int(header["result"]["total"])
+        progress = _Progress(total) if sys.stderr.isatty() else None
+        target = (
+            contextlib.nullcontext(sys.stdout)
+            if output == "-"
+            else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115 - entered below
+        )
+        with target as out:
+            writer = csv.writer(out)
+            writer.writerow(header["result"]["columns"])
+            written = 0
+            for raw in stream:
+                message = json.loads(raw)
+                if "rows" in message:
+                    writer.writerows(message["rows"])
+                    written += len(message["rows"])
+                    if progress:
+                        progress.show(written)
+                    continue
+                if message.get("error"):
+                    print(f"\nsmppgw admin: export failed after {written} rows: "
+                          f"{message['error']}", file=sys.stderr)
+                    return EXIT_ERROR
+                break
+        if progress:
+            progress.done(written)
+        if output != "-":
+            print(f"exported {written} rows to {output}", file=sys.stderr)
+        return EXIT_OK
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn at most every 1%."""
+
+    def __init__(self, total: int, width: int = 30) -> None:
+        self.total = max(total, 1)
+        self.width = width
+        self._shown = -1
+
+    def show(self, done: int) -> None:
+        percent = min(100, done * 100 // self.total)
+        if percent == self._shown:
+            return
+        self._shown = percent
+        filled = self.width * percent // 100
+        bar = "#" * filled + "-" * (self.width - filled)
+        sys.stderr.write(f"\r[{bar}] {percent:3d}% {done}/{self.total} rows")
+        sys.stderr.flush()
+
+    def done(self, written: int) -> None:
+        self.show(min(self.total, written))
+        sys.stderr.write("\n")
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
     op, body = _admin_request(args)
     path = Path(args.socket) if args.socket else default_socket()
     try:
+        if op == "history.export":
+            return _export(path, body, args.output)
         answer = admin_call(path, op, body)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         print(
@@ -247,14 +426,29 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--allow-ip", action="append", help="allowed IP or CIDR (repeatable)")
     create.add_argument("--system-id", help="choose the system_id instead of generating one")
     create.add_argument("--contact-email")
+    create.add_argument("--sender", action="append",
+                        help="enabled sender, e.g. ovh123 or 12345:shortcode (repeatable)")
+    _setting_flags(create)
     show = account.add_parser("show", parents=[common], help="show one account")
     show.add_argument("system_id")
     account.add_parser("list", parents=[common], help="list accounts")
+    set_ = account.add_parser("set", parents=[common], help="change per-account settings")
+    set_.add_argument("system_id")
+    set_.add_argument("--contact-email", help="contact e-mail ('' to clear)")
+    _setting_flags(set_)
+    suspend = account.add_parser("suspend", parents=[common], help="refuse new binds")
+    suspend.add_argument("system_id")
+    suspend.add_argument("--unbind", action="store_true", help="also unbind its sessions")
+    resume = account.add_parser("resume", parents=[common], help="allow binds again")
+    resume.add_argument("system_id")
 
     password = groups.add_parser("password", help="passwords").add_subparsers(
         dest="action", required=True
     )
-    rotate = password.add_parser("rotate", parents=[common], help="generate a new password")
+    rotate = password.add_parser(
+        "rotate", parents=[common],
+        help="generate a new password (and e-mail it to the contact when SMTP is set)",
+    )
     rotate.add_argument("system_id")
     rotate.add_argument("--unbind", action="store_true", help="unbind the account's sessions")
 
@@ -268,22 +462,137 @@ def build_parser() -> argparse.ArgumentParser:
     ip_list = ip.add_parser("list", parents=[common], help="list allowed IPs")
     ip_list.add_argument("system_id")
 
+    sender = groups.add_parser("sender", help="sender addresses").add_subparsers(
+        dest="action", required=True
+    )
+    s_add = sender.add_parser("add", parents=[common], help="add a sender (pending by default)")
+    s_add.add_argument("system_id")
+    s_add.add_argument("sender")
+    s_add.add_argument("--kind", choices=("alphanumeric", "shortcode", "numeric"))
+    s_add.add_argument("--state", choices=("pending", "enabled", "disabled", "refused"))
+    s_add.add_argument("--comment")
+    s_list = sender.add_parser("list", parents=[common], help="list an account's senders")
+    s_list.add_argument("system_id")
+    s_state = sender.add_parser("set-state", parents=[common], help="enable, disable, refuse")
+    s_state.add_argument("system_id")
+    s_state.add_argument("sender")
+    s_state.add_argument("state", choices=("pending", "enabled", "disabled", "refused"))
+    s_state.add_argument("--comment")
+    s_remove = sender.add_parser("remove", parents=[common], help="remove a sender")
+    s_remove.add_argument("system_id")
+    s_remove.add_argument("sender")
+
+    rate = groups.add_parser("rate", help="prices per destination prefix").add_subparsers(
+        dest="action", required=True
+    )
+    r_set = rate.add_parser("set", parents=[common], help="set credits per segment")
+    r_set.add_argument("prefix", help="destination prefix, e.g. 33 or 336")
+    r_set.add_argument("price", help="credits per segment, e.g. 0.75")
+    r_set.add_argument("--account", help="an account's override instead of the global rate")
+    r_list = rate.add_parser("list", parents=[common], help="list rates")
+    r_list.add_argument("--account", help="an account's overrides instead of the global table")
+    r_remove = rate.add_parser("remove", parents=[common], help="remove a rate")
+    r_remove.add_argument("prefix")
+    r_remove.add_argument("--account")
+    r_quote = rate.add_parser("quote", parents=[common], help="price of one segment")
+    r_quote.add_argument("system_id")
+    r_quote.add_argument("destination")
+
     credits = groups.add_parser("credits", help="credits").add_subparsers(
         dest="action", required=True
     )
     add = credits.add_parser("add", parents=[common], help="top up an account")
     add.add_argument("system_id")
     add.add_argument("amount", help="credits, e.g. 100 or 0.50")
+    add.add_argument("--note")
+    transfer = credits.add_parser("transfer", parents=[common],
+                                  help="move credits between two accounts")
+    transfer.add_argument("source", metavar="FROM")
+    transfer.add_argument("target", metavar="TO")
+    transfer.add_argument("amount")
+    auto = credits.add_parser("auto-topup", parents=[common],
+                              help="top up automatically below a threshold")
+    auto.add_argument("system_id")
+    auto.add_argument("--threshold", help="top up when the balance is at or below this")
+    auto.add_argument("--amount", help="credits added each time")
+    auto.add_argument("--monthly-cap", help="at most this many credits a month (optional)")
+    auto.add_argument("--off", action="store_true", help="turn automatic top-up off")
+    alert = credits.add_parser("alert", parents=[common], help="low-balance alert")
+    alert.add_argument("system_id")
+    alert.add_argument("--threshold", help="alert when the balance falls below this")
+    alert.add_argument("--off", action="store_true", help="turn the alert off")
 
     balance = groups.add_parser("balance", parents=[common], help="show a balance")
     balance.add_argument("system_id")
+
+    ledger = groups.add_parser("ledger", help="credit movements").add_subparsers(
+        dest="action", required=True
+    )
+    l_list = ledger.add_parser("list", parents=[common], help="an account's newest movements")
+    l_list.add_argument("system_id")
+    l_list.add_argument("--limit", type=int, default=50)
+    ledger.add_parser("check", parents=[common],
+                      help="check that balances equal their ledgers")
+
+    history = groups.add_parser("history", help="message history").add_subparsers(
+        dest="action", required=True
+    )
+    query = history.add_parser("query", parents=[common], help="search the history")
+    _history_flags(query)
+    query.add_argument("--limit", type=int, default=100)
+    query.add_argument("--after-id", type=int, help="continue after this message id")
+    export = history.add_parser("export", help="export the history as CSV (streamed)")
+    _history_flags(export)
+    export.add_argument("--output", "-o", required=True, help="CSV file to write ('-' = stdout)")
+    delete = history.add_parser("delete", parents=[common], help="delete history entries")
+    delete.add_argument("system_id")
+    delete.add_argument("message_ids", nargs="+", type=int)
+
+    stop = groups.add_parser("stop", help="STOP list (destinations not to message)")
+    stop_sub = stop.add_subparsers(dest="action", required=True)
+    st_add = stop_sub.add_parser("add", parents=[common], help="STOP-list a destination")
+    st_add.add_argument("system_id")
+    st_add.add_argument("destination")
+    st_add.add_argument("--note")
+    st_list = stop_sub.add_parser("list", parents=[common], help="list STOP-listed destinations")
+    st_list.add_argument("system_id")
+    st_remove = stop_sub.add_parser("remove", parents=[common], help="remove a destination")
+    st_remove.add_argument("system_id")
+    st_remove.add_argument("destination")
 
     sessions = groups.add_parser("sessions", parents=[common], help="list bound sessions")
     sessions.add_argument("system_id", nargs="?")
 
     audit = groups.add_parser("audit", parents=[common], help="list the audit log")
     audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--target", help="only entries about this account")
+    audit.add_argument("--action", dest="action_filter", help="only this action (or prefix)")
     return parser
+
+
+def _setting_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--window", type=int, help="outstanding submits per session")
+    parser.add_argument("--throughput", type=float, help="messages per second per session")
+    parser.add_argument("--bind-limit", type=int,
+                        help="TX+RX pairs (or TRX sessions) at once")
+    parser.add_argument("--gsm-packed", choices=("yes", "no"), help="GSM 03.38 packed")
+    parser.add_argument("--max-segments", type=int, help="segments per message at most")
+    parser.add_argument("--keep-bodies", choices=("yes", "no"), help="keep message texts")
+    parser.add_argument("--dlr-retention-days", type=int,
+                        help="days a DLR/MO waits for a bind")
+    parser.add_argument("--stop-mode", choices=("dlr", "refuse"),
+                        help="STOP-listed destination: failed DLR (53) or refuse the submit")
+
+
+def _history_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("system_id", nargs="?", help="one account (default: all)")
+    parser.add_argument("--since", help="from this time (ISO 8601, UTC if no zone)")
+    parser.add_argument("--until", help="before this time")
+    parser.add_argument("--sender")
+    parser.add_argument("--receiver")
+    parser.add_argument("--status", help="e.g. DELIVERED, UNDELIVERABLE")
+    parser.add_argument("--message-id", type=int)
+    parser.add_argument("--direction", choices=("MT", "MO"))
 
 
 def main(argv: list[str] | None = None) -> int:

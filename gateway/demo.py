@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 DEMO_CREDITS = "1000"
 DEMO_IPS = ["127.0.0.1", "::1"]
+# Enabled at once, so the first submit works: one alphanumeric, one international.
+DEMO_SENDERS = ["ovh", "ovh123", "33700000000"]
 
 
 async def ensure_demo_account(gateway: Gateway) -> dict | None:
@@ -18,7 +20,7 @@ async def ensure_demo_account(gateway: Gateway) -> dict | None:
         return None
     request = {
         "op": "account.create",
-        "args": {"credits": DEMO_CREDITS, "allowed_ips": DEMO_IPS},
+        "args": {"credits": DEMO_CREDITS, "allowed_ips": DEMO_IPS, "senders": DEMO_SENDERS},
     }
     answer = await gateway.admin.execute(json.dumps(request).encode(), actor="serve:demo")
     if not answer["ok"]:

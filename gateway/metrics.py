@@ -60,6 +60,17 @@ class GatewayMetrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.low_balance_alerts = Counter(
+            "smppgw_low_balance_alerts_total",
+            "Accounts whose balance fell below their low-balance alert threshold",
+            registry=r,
+        )
+        self.auto_topups = Counter(
+            "smppgw_auto_topups_total",
+            "Automatic top-ups by outcome (done, capped, failed)",
+            ["outcome"],
+            registry=r,
+        )
         self.batch_size = Gauge(
             "smppgw_last_commit_batch_messages", "Messages in the last group commit", registry=r
         )

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,9 +23,24 @@ from store.errors import (
     AllowedIpNotFound,
     DuplicateAccount,
     DuplicateAllowedIp,
+    DuplicateSender,
     InsufficientCredit,
+    SenderNotFound,
+    StopEntryNotFound,
+    TooManyAllowedIps,
 )
-from store.tables import ACCOUNT_STATUSES, accounts, audit_log, ledger, utcnow
+from store.tables import (
+    ACCOUNT_STATUSES,
+    SENDER_KINDS,
+    SENDER_STATES,
+    STOP_MODES,
+    accounts,
+    audit_log,
+    ledger,
+    senders,
+    stop_list,
+    utcnow,
+)
 
 # Aliased: create() takes a parameter named allowed_ips.
 from store.tables import allowed_ips as ip_table
@@ -51,10 +69,106 @@ def _positive_amount(amount: int) -> int:
     return amount
 
 
-def _account_dict(row: sa.Row[Any], networks: list[str]) -> dict[str, Any]:
+def _account_dict(
+    row: sa.Row[Any],
+    networks: list[str],
+    sender_rows: list[dict[str, Any]] | None = None,
+    stopped: list[str] | None = None,
+) -> dict[str, Any]:
     result = dict(row._mapping)
     result["allowed_ips"] = networks
+    result["senders"] = sender_rows or []
+    result["stop_list"] = stopped or []
     return result
+
+
+def _int_in(name: str, lo: int, hi: int) -> Any:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {value!r}")
+        return value
+
+    return check
+
+
+def _bool(name: str) -> Any:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")  # noqa: TRY004 - operator input
+        return value
+
+    return check
+
+
+def _throughput(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise ValueError(f"throughput must be a positive number of messages/s, got {value!r}")
+    return float(value)
+
+
+def _stop_mode(value: Any) -> str:
+    if value not in STOP_MODES:
+        raise ValueError(f"stop_mode must be one of {', '.join(STOP_MODES)}, got {value!r}")
+    return str(value)
+
+
+def _optional_minor(name: str, *, positive: bool) -> Any:
+    def check(value: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an int of minor units, got {value!r}")  # noqa: TRY004
+        if value < 0 or (positive and value == 0):
+            raise ValueError(f"{name} must be {'positive' if positive else '0 or more'}")
+        return value
+
+    return check
+
+
+def _email(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.count("@") != 1 or any(c.isspace() for c in value):
+        raise ValueError(f"contact_email {value!r} is not an e-mail address")
+    local, domain = value.split("@")
+    if not local or "." not in domain or len(value) > 255:
+        raise ValueError(f"contact_email {value!r} is not an e-mail address")
+    return value
+
+
+# Per-account settings an operator may change, each with its check; store column names.
+ACCOUNT_SETTINGS: dict[str, Any] = {
+    "window_size": _int_in("window", 1, 1_000_000),
+    "throughput": _throughput,
+    "bind_limit": _int_in("bind_limit", 1, 100),
+    "gsm_packed": _bool("gsm_packed"),
+    "max_segments": _int_in("max_segments", 1, 255),
+    "keep_bodies": _bool("keep_bodies"),
+    "dlr_retention_days": _int_in("dlr_retention_days", 1, 365),
+    "stop_mode": _stop_mode,
+    "auto_topup_threshold": _optional_minor("auto_topup_threshold", positive=False),
+    "auto_topup_amount": _optional_minor("auto_topup_amount", positive=True),
+    "auto_topup_monthly_cap": _optional_minor("auto_topup_monthly_cap", positive=True),
+    "low_balance_threshold": _optional_minor("low_balance_threshold", positive=False),
+    "contact_email": _email,
+}
+
+
+def validate_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check per-account settings (store column names); ValueError names the bad one."""
+    unknown = set(values) - set(ACCOUNT_SETTINGS)
+    if unknown:
+        raise ValueError(
+            f"unknown account setting(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(ACCOUNT_SETTINGS)}"
+        )
+    return {name: ACCOUNT_SETTINGS[name](value) for name, value in values.items()}
+
+
+def _month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 class AccountStore:
@@ -63,6 +177,10 @@ class AccountStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._writer = writer(engine)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
     # -- accounts ---------------------------------------------------------------
 
@@ -74,13 +192,27 @@ class AccountStore:
         credits: int = 0,
         allowed_ips: tuple[str, ...] | list[str] = (),
         contact_email: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        sender_list: Iterable[Mapping[str, Any]] = (),
+        max_allowed_ips: int | None = None,
     ) -> dict[str, Any]:
-        """Create an account; a positive initial credit is a 'topup' ledger row."""
+        """Create an account; a positive initial credit is a 'topup' ledger row.
+
+        `settings` are per-account settings (see ACCOUNT_SETTINGS); `sender_list` rows
+        carry address, kind, state and optional comment, already validated by the caller.
+        """
         if not system_id or len(system_id) > accounts.c.system_id.type.length:
             raise ValueError(f"system_id must be 1 to 16 characters, got {system_id!r}")
         if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
             raise ValueError(f"credits must be a non-negative int of minor units: {credits!r}")
         networks = sorted({canonical_network(n) for n in allowed_ips})
+        if max_allowed_ips is not None and len(networks) > max_allowed_ips:
+            raise TooManyAllowedIps(system_id, max_allowed_ips)
+        values = validate_settings(dict(settings or {}, contact_email=contact_email))
+        sender_rows = [_sender_row(row) for row in sender_list]
+        addresses = [row["address"] for row in sender_rows]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError(f"the same sender is listed twice: {sorted(addresses)}")
         now = utcnow()
         try:
             async with self._writer.begin() as conn:
@@ -91,9 +223,9 @@ class AccountStore:
                             system_id=system_id,
                             password_hash=password_hash,
                             balance=credits,
-                            contact_email=contact_email,
                             created_at=now,
                             updated_at=now,
+                            **values,
                         )
                         .returning(accounts.c.id)
                     )
@@ -102,6 +234,14 @@ class AccountStore:
                     await conn.execute(
                         ip_table.insert(),
                         [{"account_id": account_id, "network": n} for n in networks],
+                    )
+                if sender_rows:
+                    await conn.execute(
+                        senders.insert(),
+                        [
+                            dict(row, account_id=account_id, created_at=now, updated_at=now)
+                            for row in sender_rows
+                        ],
                     )
                 if credits:
                     await conn.execute(
@@ -132,7 +272,22 @@ class AccountStore:
                     .order_by(ip_table.c.network)
                 )
             ).scalars().all()
-        return _account_dict(row, list(networks))
+            sender_rows = [
+                dict(r._mapping)
+                for r in await conn.execute(
+                    sa.select(*_SENDER_COLUMNS)
+                    .where(senders.c.account_id == row.id)
+                    .order_by(senders.c.address)
+                )
+            ]
+            stopped = (
+                await conn.execute(
+                    sa.select(stop_list.c.destination)
+                    .where(stop_list.c.account_id == row.id)
+                    .order_by(stop_list.c.destination)
+                )
+            ).scalars().all()
+        return _account_dict(row, list(networks), sender_rows, list(stopped))
 
     async def load_all(self) -> list[dict[str, Any]]:
         """Every account with its allowed networks: two queries, one snapshot."""
@@ -148,10 +303,36 @@ class AccountStore:
                     )
                 )
             ).all()
+            sender_rows = (
+                await conn.execute(
+                    sa.select(senders.c.account_id, *_SENDER_COLUMNS).order_by(
+                        senders.c.account_id, senders.c.address
+                    )
+                )
+            ).all()
+            stop_rows = (
+                await conn.execute(
+                    sa.select(stop_list.c.account_id, stop_list.c.destination).order_by(
+                        stop_list.c.account_id, stop_list.c.destination
+                    )
+                )
+            ).all()
         by_account: dict[int, list[str]] = {}
         for account_id, network in ip_rows:
             by_account.setdefault(account_id, []).append(network)
-        return [_account_dict(row, by_account.get(row.id, [])) for row in rows]
+        senders_by: dict[int, list[dict[str, Any]]] = {}
+        for sender in sender_rows:
+            entry = dict(sender._mapping)
+            senders_by.setdefault(entry.pop("account_id"), []).append(entry)
+        stops_by: dict[int, list[str]] = {}
+        for account_id, destination in stop_rows:
+            stops_by.setdefault(account_id, []).append(destination)
+        return [
+            _account_dict(
+                row, by_account.get(row.id, []), senders_by.get(row.id), stops_by.get(row.id)
+            )
+            for row in rows
+        ]
 
     async def set_password_hash(self, system_id: str, password_hash: str) -> None:
         await self._update_account(system_id, password_hash=password_hash)
@@ -162,7 +343,13 @@ class AccountStore:
         await self._update_account(system_id, status=status)
 
     async def set_contact_email(self, system_id: str, contact_email: str | None) -> None:
-        await self._update_account(system_id, contact_email=contact_email)
+        await self._update_account(system_id, contact_email=_email(contact_email))
+
+    async def update_settings(self, system_id: str, values: Mapping[str, Any]) -> None:
+        """Change per-account settings (store column names, see ACCOUNT_SETTINGS)."""
+        checked = validate_settings(values)
+        if checked:
+            await self._update_account(system_id, **checked)
 
     async def _update_account(self, system_id: str, **values: Any) -> None:
         async with self._writer.begin() as conn:
@@ -176,12 +363,26 @@ class AccountStore:
 
     # -- allowed networks ---------------------------------------------------------
 
-    async def add_allowed_ip(self, system_id: str, network: str) -> str:
-        """Allow a network to bind; returns its canonical text."""
+    async def add_allowed_ip(
+        self, system_id: str, network: str, *, max_count: int | None = None
+    ) -> str:
+        """Allow a network to bind; returns its canonical text.
+
+        With `max_count`, refuses (TooManyAllowedIps) an account that already has that
+        many; the count is taken in the same write transaction as the insert.
+        """
         canonical = canonical_network(network)
         try:
             async with self._writer.begin() as conn:
-                account_id = await _account_id(conn, system_id)
+                account_id = await _account_id(conn, system_id, lock=True)
+                if max_count is not None:
+                    count = (
+                        await conn.execute(
+                            sa.select(sa.func.count()).where(ip_table.c.account_id == account_id)
+                        )
+                    ).scalar_one()
+                    if count >= max_count:
+                        raise TooManyAllowedIps(system_id, max_count)
                 await conn.execute(
                     ip_table.insert().values(account_id=account_id, network=canonical)
                 )
@@ -201,6 +402,133 @@ class AccountStore:
             )
             if result.rowcount == 0:
                 raise AllowedIpNotFound(system_id, canonical)
+
+    # -- senders ------------------------------------------------------------------
+
+    async def add_sender(
+        self,
+        system_id: str,
+        address: str,
+        kind: str,
+        *,
+        state: str = "pending",
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a sender (validated by auth.senders beforehand); returns its row."""
+        row = _sender_row({"address": address, "kind": kind, "state": state, "comment": comment})
+        now = utcnow()
+        try:
+            async with self._writer.begin() as conn:
+                account_id = await _account_id(conn, system_id)
+                await conn.execute(
+                    senders.insert().values(
+                        **row, account_id=account_id, created_at=now, updated_at=now
+                    )
+                )
+        except sa.exc.IntegrityError as exc:
+            raise DuplicateSender(system_id, row["address"]) from exc
+        return await self.get_sender(system_id, row["address"])
+
+    async def get_sender(self, system_id: str, address: str) -> dict[str, Any]:
+        async with self._engine.connect() as conn:
+            account_id = await _account_id(conn, system_id)
+            found = (
+                await conn.execute(
+                    sa.select(*_SENDER_COLUMNS).where(
+                        senders.c.account_id == account_id, senders.c.address == address
+                    )
+                )
+            ).one_or_none()
+        if found is None:
+            raise SenderNotFound(system_id, address)
+        return dict(found._mapping)
+
+    async def list_senders(self, system_id: str) -> list[dict[str, Any]]:
+        async with self._engine.connect() as conn:
+            account_id = await _account_id(conn, system_id)
+            rows = await conn.execute(
+                sa.select(*_SENDER_COLUMNS)
+                .where(senders.c.account_id == account_id)
+                .order_by(senders.c.address)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    async def set_sender_state(
+        self, system_id: str, address: str, state: str, comment: str | None = None
+    ) -> dict[str, Any]:
+        """Move a sender to `state`; a comment given replaces the stored one."""
+        if state not in SENDER_STATES:
+            raise ValueError(f"sender state must be one of {', '.join(SENDER_STATES)}")
+        values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
+        if comment is not None:
+            values["comment"] = comment
+        async with self._writer.begin() as conn:
+            account_id = await _account_id(conn, system_id)
+            result = await conn.execute(
+                senders.update()
+                .where(senders.c.account_id == account_id, senders.c.address == address)
+                .values(**values)
+            )
+            if result.rowcount == 0:
+                raise SenderNotFound(system_id, address)
+        return await self.get_sender(system_id, address)
+
+    async def remove_sender(self, system_id: str, address: str) -> None:
+        async with self._writer.begin() as conn:
+            account_id = await _account_id(conn, system_id)
+            result = await conn.execute(
+                senders.delete().where(
+                    senders.c.account_id == account_id, senders.c.address == address
+                )
+            )
+            if result.rowcount == 0:
+                raise SenderNotFound(system_id, address)
+
+    # -- STOP list ----------------------------------------------------------------
+
+    async def add_stop(self, system_id: str, destination: str, note: str | None = None) -> bool:
+        """STOP-list a destination; False if it already was (adding twice is harmless)."""
+        async with self._writer.begin() as conn:
+            account_id = await _account_id(conn, system_id)
+            exists = (
+                await conn.execute(
+                    sa.select(stop_list.c.id).where(
+                        stop_list.c.account_id == account_id,
+                        stop_list.c.destination == destination,
+                    )
+                )
+            ).first()
+            if exists:
+                return False
+            await conn.execute(
+                stop_list.insert().values(
+                    account_id=account_id, destination=destination, note=note,
+                    created_at=utcnow(),
+                )
+            )
+        return True
+
+    async def remove_stop(self, system_id: str, destination: str) -> None:
+        async with self._writer.begin() as conn:
+            account_id = await _account_id(conn, system_id)
+            result = await conn.execute(
+                stop_list.delete().where(
+                    stop_list.c.account_id == account_id,
+                    stop_list.c.destination == destination,
+                )
+            )
+            if result.rowcount == 0:
+                raise StopEntryNotFound(system_id, destination)
+
+    async def list_stop(self, system_id: str) -> list[dict[str, Any]]:
+        async with self._engine.connect() as conn:
+            account_id = await _account_id(conn, system_id)
+            rows = await conn.execute(
+                sa.select(stop_list.c.destination, stop_list.c.note, stop_list.c.created_at)
+                .where(stop_list.c.account_id == account_id)
+                .order_by(stop_list.c.destination)
+            )
+            return [dict(r._mapping) for r in rows]
 
     # -- credits ------------------------------------------------------------------
 
@@ -293,6 +621,60 @@ class AccountStore:
             )
         return int(src_balance), int(dst_balance)
 
+    async def auto_topup(self, account_id: int, now: datetime | None = None) -> int | None:
+        """Top the account up by its auto_topup_amount if its balance is at or below its
+        threshold and the month's auto top-ups stay within the cap.
+
+        Returns the amount added, or None when nothing was due or the cap is reached.
+        Every check runs inside the write transaction that credits, so two nodes (or two
+        triggers) racing cannot top up twice for one crossing.
+        """
+        now = now or utcnow()
+        async with self._writer.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(
+                        accounts.c.balance,
+                        accounts.c.auto_topup_threshold,
+                        accounts.c.auto_topup_amount,
+                        accounts.c.auto_topup_monthly_cap,
+                    )
+                    .where(accounts.c.id == account_id)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is None:
+                raise AccountNotFound(f"id={account_id}")
+            threshold, amount, cap = (
+                row.auto_topup_threshold, row.auto_topup_amount, row.auto_topup_monthly_cap
+            )
+            if threshold is None or not amount or row.balance > threshold:
+                return None
+            if cap is not None:
+                used = (
+                    await conn.execute(
+                        sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount), 0)).where(
+                            ledger.c.account_id == account_id,
+                            ledger.c.kind == "auto_topup",
+                            ledger.c.created_at >= _month_start(now),
+                        )
+                    )
+                ).scalar_one()
+                if int(used) + amount > cap:
+                    return None
+            await conn.execute(
+                accounts.update()
+                .where(accounts.c.id == account_id)
+                .values(balance=accounts.c.balance + amount, updated_at=now)
+            )
+            await conn.execute(
+                ledger.insert().values(
+                    account_id=account_id, kind="auto_topup", amount=amount,
+                    note="automatic top-up", created_at=now,
+                )
+            )
+        return int(amount)
+
     async def balance(self, system_id: str) -> int:
         async with self._engine.connect() as conn:
             value = (
@@ -367,10 +749,30 @@ def _to_json(value: dict[str, Any] | None) -> str | None:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-async def _account_id(conn: AsyncConnection, system_id: str) -> int:
-    account_id = (
-        await conn.execute(sa.select(accounts.c.id).where(accounts.c.system_id == system_id))
-    ).scalar_one_or_none()
+_SENDER_COLUMNS = (
+    senders.c.address, senders.c.kind, senders.c.state, senders.c.comment,
+    senders.c.created_at, senders.c.updated_at,
+)
+
+
+def _sender_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    kind, state = row.get("kind"), row.get("state", "pending")
+    if kind not in SENDER_KINDS:
+        raise ValueError(f"sender kind must be one of {', '.join(SENDER_KINDS)}, got {kind!r}")
+    if state not in SENDER_STATES:
+        raise ValueError(f"sender state must be one of {', '.join(SENDER_STATES)}, got {state!r}")
+    address = row.get("address")
+    if not isinstance(address, str) or not 1 <= len(address) <= senders.c.address.type.length:
+        raise ValueError(f"sender address must be 1 to 21 characters, got {address!r}")
+    return {"address": address, "kind": kind, "state": state, "comment": row.get("comment")}
+
+
+async def _account_id(conn: AsyncConnection, system_id: str, *, lock: bool = False) -> int:
+    stmt = sa.select(accounts.c.id).where(accounts.c.system_id == system_id)
+    if lock:
+        # Serialises concurrent "count then insert" on PostgreSQL (SQLite: BEGIN IMMEDIATE).
+        stmt = stmt.with_for_update(key_share=True)
+    account_id = (await conn.execute(stmt)).scalar_one_or_none()
     if account_id is None:
         raise AccountNotFound(system_id)
     return int(account_id)

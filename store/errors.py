@@ -50,3 +50,42 @@ class MessageNotFound(StoreError, LookupError):
     def __init__(self, message_id: int) -> None:
         super().__init__(f"no message with id {message_id}")
         self.message_id = message_id
+
+
+class TooManyAllowedIps(StoreError):
+    def __init__(self, system_id: str, limit: int) -> None:
+        super().__init__(
+            f"account {system_id!r} already has the maximum of {limit} allowed IP entries; "
+            "remove one first (or use a CIDR block)"
+        )
+        self.system_id = system_id
+        self.limit = limit
+
+
+class SenderNotFound(StoreError, LookupError):
+    def __init__(self, system_id: str, address: str) -> None:
+        super().__init__(f"account {system_id!r} has no sender {address!r}")
+        self.system_id = system_id
+        self.address = address
+
+
+class DuplicateSender(StoreError):
+    def __init__(self, system_id: str, address: str) -> None:
+        super().__init__(f"account {system_id!r} already has sender {address!r}")
+        self.system_id = system_id
+        self.address = address
+
+
+class StopEntryNotFound(StoreError, LookupError):
+    def __init__(self, system_id: str, destination: str) -> None:
+        super().__init__(f"account {system_id!r} has no STOP entry for {destination!r}")
+        self.system_id = system_id
+        self.destination = destination
+
+
+class RateNotFound(StoreError, LookupError):
+    def __init__(self, prefix: str, system_id: str | None) -> None:
+        scope = f"account {system_id!r}" if system_id else "the global rate table"
+        super().__init__(f"{scope} has no rate for prefix {prefix!r}")
+        self.prefix = prefix
+        self.system_id = system_id

@@ -79,6 +79,23 @@ accounts = sa.Table(
     sa.Column("contact_email", sa.String(255), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    # Per-account limits (migration 0002); new accounts take the configured defaults.
+    sa.Column("window_size", sa.Integer, nullable=False, server_default="10"),
+    sa.Column("throughput", sa.Float, nullable=False, server_default="20"),
+    sa.Column("bind_limit", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("gsm_packed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("max_segments", sa.Integer, nullable=False, server_default="8"),
+    sa.Column("keep_bodies", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("dlr_retention_days", sa.Integer, nullable=False, server_default="7"),
+    # 'dlr' accepts a submit to a STOP-listed number and fails it (PTT 53); 'refuse'
+    # answers the submit with an error. Checked in store.accounts, not by a CHECK:
+    # adding one to an existing SQLite table would mean copying the table.
+    sa.Column("stop_mode", sa.String(8), nullable=False, server_default="dlr"),
+    # Minor units; NULL = feature off.
+    sa.Column("auto_topup_threshold", sa.BigInteger, nullable=True),
+    sa.Column("auto_topup_amount", sa.BigInteger, nullable=True),
+    sa.Column("auto_topup_monthly_cap", sa.BigInteger, nullable=True),
+    sa.Column("low_balance_threshold", sa.BigInteger, nullable=True),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("status IN ('active', 'suspended')", name="status"),
 )
@@ -207,4 +224,70 @@ inbound_numbers = sa.Table(
     sa.Column("number", sa.String(21), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Index("ix_inbound_numbers_account_id", "account_id"),
+)
+
+# --- account control (migration 0002) ------------------------------------------------
+
+SENDER_KINDS = ("alphanumeric", "shortcode", "numeric")
+SENDER_STATES = ("pending", "enabled", "disabled", "refused")
+STOP_MODES = ("dlr", "refuse")
+
+senders = sa.Table(
+    "senders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("address", sa.String(21), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("comment", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    sa.UniqueConstraint("account_id", "address"),
+    sa.CheckConstraint("kind IN ('alphanumeric', 'shortcode', 'numeric')", name="kind"),
+    sa.CheckConstraint("state IN ('pending', 'enabled', 'disabled', 'refused')", name="state"),
+)
+
+# Price per segment for destinations starting with `prefix`, in minor units. A NULL
+# account_id is the global table; a row with an account is that account's override.
+# Uniqueness of (account_id, prefix) is kept by store.rates: NULLs never collide in a
+# unique constraint on either engine.
+rates = sa.Table(
+    "rates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("price", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    sa.CheckConstraint("price >= 0", name="price_not_negative"),
+    sa.Index("ix_rates_account_prefix", "account_id", "prefix"),
+)
+
+# Destinations an account may not message (the recipient sent STOP, or the operator
+# said so).
+stop_list = sa.Table(
+    "stop_list",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("destination", sa.String(21), nullable=False),
+    sa.Column("note", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.UniqueConstraint("account_id", "destination"),
 )

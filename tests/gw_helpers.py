@@ -44,5 +44,19 @@ async def admin(gw: Gateway, op: str, **args) -> dict | list:
     return answer["result"]
 
 
-async def new_account(gw: Gateway, credits: str = "1000", ips=("127.0.0.1",)) -> dict:
-    return await admin(gw, "account.create", credits=credits, allowed_ips=list(ips))
+# Enabled senders every test account gets, one of each kind the tests submit from.
+TEST_SENDERS = (
+    {"address": "ovh123", "kind": "alphanumeric"},
+    {"address": "ovh", "kind": "alphanumeric"},
+    {"address": "33700000000", "kind": "numeric"},
+)
+
+
+async def new_account(
+    gw: Gateway, credits: str = "1000", ips=("127.0.0.1",), **extra
+) -> dict:
+    """An account over the admin socket, with TEST_SENDERS enabled; `extra` goes to
+    account.create as is (contact_email, settings, senders...)."""
+    args = {"credits": credits, "allowed_ips": list(ips), "senders": list(TEST_SENDERS)}
+    args.update(extra)
+    return await admin(gw, "account.create", **args)
