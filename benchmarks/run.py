@@ -171,6 +171,8 @@ class RunContext:
     # When set, the gateway is sampled by py-spy during the load; summary in the JSON.
     profile_dir: Path | None = None
     current: str = ""
+    # Load overrides from the command line (e.g. --rate for scenario 3), shown in the row.
+    overrides: dict[str, Any] = field(default_factory=dict)
     floor_rate: float | None = None
     written: list[Path] = field(default_factory=list)
 
@@ -481,7 +483,7 @@ def _throughput_settings(spec: dict[str, Any], ctx: RunContext) -> dict[str, str
     # binds all the load's sessions (1 by default).
     wanted = {
         "default_window": str(spec["window"]),
-        "default_throughput": "1000000",
+        "default_throughput": "100000",
         "default_bind_limit": str(spec["sessions"]),
     }
     return applicable(wanted, ctx)
@@ -528,6 +530,10 @@ def _time_limit(messages: int, rate: float | None) -> float:
     return max(60.0, floor * 2, messages / 1000 + 120)
 
 
+def _sessions_note(result: dict[str, Any]) -> str:
+    return f"; {result['sessions_bound']} sessions on {result.get('accounts', 1)} account(s)"
+
+
 def _all_ok(result: dict[str, Any]) -> bool:
     return (
         result["statuses"] == {"ESME_ROK": result["messages_requested"]}
@@ -551,6 +557,7 @@ def scenario_throughput(ctx: RunContext) -> Outcome:
         key += "; floor not run in this run"
     if not _all_ok(result):
         key += f"; statuses {result['statuses']}"
+    key += _sessions_note(result)
     return Outcome(result, key, met, settings)
 
 
@@ -569,11 +576,11 @@ def scenario_receipts(ctx: RunContext) -> Outcome:
         f"DLR {_latency_summary(result['dlr_latency_ms'])}"
     )
     met = end_to_end >= 12_000 and all_dlrs and _all_ok(result)
-    return Outcome(result, key, met, settings)
+    return Outcome(result, key + _sessions_note(result), met, settings)
 
 
 def scenario_latency(ctx: RunContext) -> Outcome:
-    spec = LOADS["latency"][ctx.size]
+    spec = {**LOADS["latency"][ctx.size], **ctx.overrides}
     settings = _throughput_settings(spec, ctx)
     messages = int(spec["rate"] * spec["duration"])
     result, _ = _load_against_gateway(
@@ -581,11 +588,11 @@ def scenario_latency(ctx: RunContext) -> Outcome:
     )
     lat = result["submit_latency_ms"]
     key = (
-        f"{_latency_summary(lat)} at {spec['rate']:,} msg/s for {spec['duration']:g}s "
+        f"{_latency_summary(lat)} at {spec['rate']:,.0f} msg/s for {spec['duration']:g}s "
         f"(achieved {result['accepted_per_second']:,.0f}/s, max backlog {result['max_backlog']})"
     )
     met = lat["p99"] < 10.0 and _all_ok(result) and spec["rate"] >= 5_000
-    return Outcome(result, key, met, settings)
+    return Outcome(result, key + _sessions_note(result), met, settings)
 
 
 def scenario_connections(ctx: RunContext) -> Outcome:
@@ -697,7 +704,7 @@ def scenario_forward(ctx: RunContext) -> Outcome:
         if not m:
             raise RuntimeError("smsc_sim did not print where it listens")
         url = (f"smpp://smppgw:benchpw@{m.group(1)}:{m.group(2)}"
-               f"?window={spec['window']}&throughput=1000000")
+               f"?window={spec['window']}&throughput=100000")
         settings = {**_throughput_settings(spec, ctx), **applicable({"upstream_url": url}, ctx)}
         with gateway(settings, ctx) as gw:
             count = 1 if "default_bind_limit" in settings else spec["sessions"]
@@ -890,6 +897,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=("head", "worktree"), default="head",
                    help="run the gateway from HEAD exported to /tmp (default: the shared "
                         "working tree may hold others' half-done edits) or from the tree")
+    p.add_argument("--rate", type=float, help="scenario 3: messages/s instead of 5,000")
+    p.add_argument("--duration", type=float, help="scenario 3: seconds instead of 30")
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="sample the gateway with py-spy during the load; stacks go to DIR")
     p.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
@@ -920,6 +929,7 @@ def main(argv: list[str] | None = None) -> int:
         size=args.size, output_dir=args.output_dir,
         table=None if args.no_record else args.results_md, gateway_env=extra,
         commit=commit, source=source, profile_dir=args.profile,
+        overrides={k: v for k, v in (("rate", args.rate), ("duration", args.duration)) if v},
     )
     outcomes = run_scenarios(names, ctx)
     failed = [n for n, o in outcomes.items() if o.key.startswith("failed:")]
