@@ -148,6 +148,40 @@ def read_rss(pid: int) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat(5); [0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by a server between `start()` and `stop()`, per message and per second."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cpu0 = self.t0 = 0.0
+        self.cpu = self.wall = 0.0
+
+    def start(self) -> None:
+        self.cpu0, self.t0 = cpu_seconds(self.pid), time.perf_counter()
+
+    def stop(self) -> None:
+        self.cpu = cpu_seconds(self.pid) - self.cpu0
+        self.wall = time.perf_counter() - self.t0
+
+    def summary(self, messages: int) -> dict[str, float]:
+        return {
+            "cpu_seconds": round(self.cpu, 2),
+            # 1.0 = one core busy; on two cores 2.0 would be the whole machine.
+            "cores_busy": round(self.cpu / self.wall, 2) if self.wall else 0.0,
+            "cpu_us_per_message": round(1e6 * self.cpu / messages, 1) if messages else 0.0,
+        }
+
+
 @dataclass
 class Outcome:
     """What one scenario hands back to be written as JSON and as a table row."""
@@ -512,12 +546,28 @@ def _load_against_gateway(
         )
         profile: dict[str, Any] = {}
         profiler = Profiler(ctx, gw.pid, ctx.current, profile)
+        meter = CpuMeter(gw.pid)
+
+        own = {"cpu0": 0.0, "cpu": 0.0}
+
+        def started() -> None:
+            profiler.start()
+            meter.start()
+            own["cpu0"] = time.process_time()
+
+        def finished() -> None:
+            own["cpu"] = time.process_time() - own["cpu0"]
+            meter.stop()
+            profiler.stop()
+
         try:
-            result = run(run_load(config, on_bound=profiler.start,
-                                  before_unbind=profiler.stop)).as_dict()
+            result = run(run_load(config, on_bound=started, before_unbind=finished)).as_dict()
         finally:
             profiler.stop()
         result.update(profile)
+        result["gateway_cpu"] = meter.summary(result["responses"])
+        # The generator shares the two cores: its own CPU says what it took from them.
+        result["loadgen_cpu_seconds"] = round(own["cpu"], 2)
         result["gateway_rss_mb"] = read_rss(gw.pid)
         result["accounts"] = len(accounts)
         result["account"] = show_account(gw.admin, system_id)
@@ -783,8 +833,10 @@ def scenario_floor(ctx: RunContext) -> Outcome:
             sessions=spec["sessions"], window=spec["window"], messages=spec["messages"],
             time_limit=_time_limit(spec["messages"], None),
         )
-        result = run(run_load(config)).as_dict()
+        meter = CpuMeter(child.pid)
+        result = run(run_load(config, on_bound=meter.start, before_unbind=meter.stop)).as_dict()
         result["server_rss_mb"] = read_rss(child.pid)
+        result["server_cpu"] = meter.summary(result["responses"])
     rate = result["accepted_per_second"]
     ctx.floor_rate = rate if _all_ok(result) else None
     key = f"{rate:,.0f} msg/s; submit_sm_resp {_latency_summary(result['submit_latency_ms'])}"
@@ -894,9 +946,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-md", type=Path, default=DEFAULT_TABLE,
                    help="table to append a row to (default benchmarks/RESULTS.md)")
     p.add_argument("--no-record", action="store_true", help="do not append to the table")
-    p.add_argument("--source", choices=("head", "worktree"), default="head",
+    p.add_argument("--source", default="head", metavar="head|worktree|DIR",
                    help="run the gateway from HEAD exported to /tmp (default: the shared "
-                        "working tree may hold others' half-done edits) or from the tree")
+                        "working tree may hold others' half-done edits), from the tree, "
+                        "or from another directory (an experiment; its name is the commit)")
     p.add_argument("--rate", type=float, help="scenario 3: messages/s instead of 5,000")
     p.add_argument("--duration", type=float, help="scenario 3: seconds instead of 30")
     p.add_argument("--profile", type=Path, metavar="DIR",
@@ -923,8 +976,11 @@ def main(argv: list[str] | None = None) -> int:
         extra[name.lower().removeprefix("smppgw_")] = value
     if args.source == "head":
         source, commit = export_head()
-    else:
+    elif args.source == "worktree":
         source, commit = REPO, git_commit()
+    else:
+        source = Path(args.source).resolve()
+        commit = f"dir:{source.name}"
     ctx = RunContext(
         size=args.size, output_dir=args.output_dir,
         table=None if args.no_record else args.results_md, gateway_env=extra,
