@@ -449,7 +449,9 @@ class EsmeSession(asyncio.Protocol):
 # --- the run --------------------------------------------------------------------------
 
 
-async def _open_session(load: Load, system_id: str, password: str, gate: asyncio.Semaphore):
+async def _open_session(
+    load: Load, system_id: str, password: str, gate: asyncio.Semaphore
+) -> EsmeSession | None:
     cfg = load.config
     async with gate:
         try:
