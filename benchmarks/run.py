@@ -764,7 +764,8 @@ def scenario_forward(ctx: RunContext) -> Outcome:
                 window=spec["window"], messages=spec["messages"],
                 time_limit=_time_limit(spec["messages"], None),
             )
-            result = run(_load_and_count_upstream(config, log_path))
+            meters = {"gateway_cpu": CpuMeter(gw.pid), "upstream_cpu": CpuMeter(sim.pid)}
+            result = run(_load_and_count_upstream(config, log_path, meters))
             result["gateway_rss_mb"] = read_rss(gw.pid)
             result["accounts"] = len(accounts)
     finally:
@@ -783,8 +784,14 @@ def scenario_forward(ctx: RunContext) -> Outcome:
     return Outcome(result, key, met, settings)
 
 
-async def _load_and_count_upstream(config: LoadConfig, log_path: Path) -> dict[str, Any]:
-    """Run the load while counting the upstream's log lines; wait for the stragglers."""
+async def _load_and_count_upstream(
+    config: LoadConfig, log_path: Path, meters: dict[str, CpuMeter]
+) -> dict[str, Any]:
+    """Run the load while counting the upstream's log lines; wait for the stragglers.
+
+    `meters` measure each process's CPU from the first submit to the last arrival
+    upstream: the simulator shares the two cores and may be what limits the rate.
+    """
     seen = {"count": 0, "t0": 0.0, "last": 0.0, "offset": 0}
 
     def poll() -> None:
@@ -808,16 +815,23 @@ async def _load_and_count_upstream(config: LoadConfig, log_path: Path) -> dict[s
 
     watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        result = (await run_load(
-            config, on_bound=lambda: seen.__setitem__("t0", time.perf_counter())
-        )).as_dict()
+        def started() -> None:
+            seen["t0"] = time.perf_counter()
+            for meter in meters.values():
+                meter.start()
+
+        result = (await run_load(config, on_bound=started)).as_dict()
         wanted = result["statuses"].get("ESME_ROK", 0)
         deadline = time.perf_counter() + 60 + config.messages / 1000
         while seen["count"] < wanted and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
         poll()
+        for meter in meters.values():
+            meter.stop()
     finally:
         watcher.cancel()
+    for name, meter in meters.items():
+        result[name] = meter.summary(seen["count"])
     span = seen["last"] - seen["t0"] if seen["count"] else 0.0
     result["upstream_received"] = seen["count"]
     result["upstream_seconds"] = round(span, 3)
