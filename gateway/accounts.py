@@ -116,6 +116,7 @@ class AccountDirectory:
         self._by_system_id: dict[str, Account] = {}
         self._by_id: dict[int, Account] = {}
         self._global_rates: dict[str, int] = {}
+        self._account_rates: dict[int, dict[str, int]] = {}
         self._default_rate = (
             parse_credits(settings.default_rate) if settings is not None else DEFAULT_RATE_MINOR
         )
@@ -145,23 +146,24 @@ class AccountDirectory:
         """Re-read one account after a change of credentials, status, IPs, senders,
         STOP list or settings.
 
-        The balance is not re-read: between a commit and its callback the store is
-        ahead of memory, so balances change here only by the deltas callers apply.
+        The Account object is updated in place: bound sessions hold it, and must see
+        the change (and keep reserving against the same balance). The balance is not
+        re-read: between a commit and its callback the store is ahead of memory, so
+        balances change here only by the deltas callers apply.
         """
         row = await self._store.get(system_id)
-        old = self._by_system_id.pop(system_id, None)
-        if old is not None:
-            self._by_id.pop(old.id, None)
+        old = self._by_system_id.get(system_id)
         if row is None:
+            if old is not None:
+                del self._by_system_id[system_id]
+                self._by_id.pop(old.id, None)
             return None
-        account = self._put(row)
-        if old is not None:
-            account.balance = old.balance
-            account.reserved = old.reserved
-            account.rates = old.rates
-            account.topup_running = old.topup_running
-            account.low_alert_armed = old.low_alert_armed
-        return account
+        if old is None:
+            account = self._put(row)
+            account.rates = self._account_rates.get(account.id, {})
+            return account
+        self._fill(old, row)
+        return old
 
     async def refresh_rates(self) -> None:
         """Re-read the whole rate table (global and per-account) after a change."""
@@ -176,6 +178,7 @@ class AccountDirectory:
             )
             target[row["prefix"]] = int(row["price"])
         self._global_rates = global_rates
+        self._account_rates = by_account
         for account in self._by_id.values():
             account.rates = by_account.get(account.id, {})
 
@@ -188,6 +191,18 @@ class AccountDirectory:
             allowed_ips=list(row.get("allowed_ips") or []),
             balance=row["balance"],
         )
+        self._fill(account, row)
+        self._by_system_id[account.system_id] = account
+        self._by_id[account.id] = account
+        return account
+
+    @staticmethod
+    def _fill(account: Account, row: dict) -> None:
+        """Everything but the balance, from a store row."""
+        account.password_hash = row["password_hash"]
+        account.status = row["status"]
+        account.allowed_ips = list(row.get("allowed_ips") or [])
+        account.allow = IpAllowList(account.allowed_ips)
         for name, column in _SETTING_COLUMNS.items():
             if column in row and row[column] is not None:
                 setattr(account, name, row[column])
@@ -197,9 +212,9 @@ class AccountDirectory:
             s["address"]: Sender(s["kind"], s["state"]) for s in row.get("senders") or []
         }
         account.stop_list = frozenset(row.get("stop_list") or ())
-        self._by_system_id[account.system_id] = account
-        self._by_id[account.id] = account
-        return account
+        threshold = account.low_balance_threshold
+        if threshold is None or account.balance >= threshold:
+            account.low_alert_armed = True
 
     def get(self, system_id: str) -> Account | None:
         return self._by_system_id.get(system_id)
