@@ -134,3 +134,20 @@ def test_receipt_fields_prefer_the_tlv_and_fall_back_to_the_text():
     without = encode(DeliverSm(esm_class=4, short_message=text))
     assert receipt_fields(with_tlv, 0, len(with_tlv)) == (4, "43", "DELIVRD")
     assert receipt_fields(without, 0, len(without)) == (4, "42", "DELIVRD")
+
+
+def test_loadgen_command_line_drives_the_floor_and_prints_json(tmp_path):
+    from benchmarks.run import RunContext, floor_server
+
+    ctx = RunContext(size="tiny", output_dir=tmp_path, table=None, gateway_env={}, commit="x")
+    with floor_server(ctx) as (host, port, _):
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.loadgen", "--host", host, "--port", str(port),
+             "--system-id", "any", "--password", "any", "--messages", "300", "--sessions", "2",
+             "--window", "10", "--time-limit", "60"],
+            cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["statuses"] == {"ESME_ROK": 300}
+    assert result["sessions_bound"] == 2 and result["loop"] in ("uvloop", "asyncio")
