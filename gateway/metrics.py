@@ -31,13 +31,34 @@ def command_label(command_id: int) -> str:
         return "unknown"
 
 
+class CachedLabels:
+    """A labelled metric whose children are looked up once per label set.
+
+    prometheus_client's `labels()` validates and locks on every call; on the submit
+    path that was a measurable share of the time, and the label sets are few.
+    """
+
+    def __init__(self, metric) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], object] = {}
+
+    def labels(self, *values: str):
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+    def __getattr__(self, name: str):
+        return getattr(self._metric, name)
+
+
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.sessions_bound = Gauge(
+        self.sessions_bound = CachedLabels(Gauge(
             "smppgw_sessions_bound", "SMPP sessions currently bound", ["bind_type"], registry=r
-        )
+        ))
         self.pdus = Counter(
             "smppgw_pdus_total",
             "PDUs handled, by direction, command and command_status",
@@ -47,19 +68,19 @@ class GatewayMetrics:
         self.credits_debited = Counter(
             "smppgw_credits_debited_total", "Credits debited for accepted messages", registry=r
         )
-        self.messages = Counter(
+        self.messages = CachedLabels(Counter(
             "smppgw_messages_total", "Messages by direction and outcome", ["direction", "outcome"],
             registry=r,
-        )
+        ))
         self.bind_failures = Counter(
             "smppgw_bind_failures_total", "Refused binds by reason", ["reason"], registry=r
         )
-        self.deliveries = Counter(
+        self.deliveries = CachedLabels(Counter(
             "smppgw_deliveries_total",
             "deliver_sm to customers (DLR and MO) by kind and outcome",
             ["kind", "outcome"],
             registry=r,
-        )
+        ))
         self.low_balance_alerts = Counter(
             "smppgw_low_balance_alerts_total",
             "Accounts whose balance fell below their low-balance alert threshold",
