@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from auth.passwords import verify_password
 from auth.throttle import BindThrottle
 from config.settings import Settings
+from gateway import operations
 from gateway.accounts import Account, AccountDirectory
 from gateway.admin import AdminServer
 from gateway.dispatcher import Dispatcher
@@ -28,7 +29,7 @@ from gateway.outbox import Outbox, message_from_row
 from gateway.states import RECEIVING_STATES
 from gateway.submit import Submitter
 from gateway.upstream.build import build_delivery
-from pdu.codec import Pdu
+from pdu.codec import CommandId, Pdu
 from pdu.status import CommandStatus
 from store import tables
 from store.accounts import AccountStore
@@ -97,6 +98,13 @@ class Gateway:
         # The submit path's `gw.upstream.send(msg)` now only wakes the outbox.
         self.upstream = self.outbox
         self.submitter = Submitter(self)
+        self.operations.update(
+            {
+                CommandId.QUERY_SM: operations.query_sm,
+                CommandId.CANCEL_SM: operations.cancel_sm,
+                CommandId.REPLACE_SM: operations.replace_sm,
+            }
+        )
         await self._start_delivery()
         await self._listen()
         self.admin = AdminServer(self, s.effective_admin_socket)

@@ -44,6 +44,8 @@ _MO_TLVS_KEPT = frozenset(
     {Tag.MESSAGE_PAYLOAD, Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM,
      Tag.SOURCE_PORT, Tag.DESTINATION_PORT, Tag.USER_MESSAGE_REFERENCE}
 )
+# Longer than any store read of due deliveries can take.
+SETTLED_MEMORY = 120.0
 FINAL_STATES = frozenset({2, 3, 4, 5, 7, 8})
 FINAL_STATUSES = frozenset({"DELIVERED", "EXPIRED", "DELETED", "UNDELIVERABLE", "UNKNOWN",
                             "REJECTED"})
@@ -214,6 +216,7 @@ class Dispatcher:
         # Deliveries handed to a session, or acknowledged but not yet marked in the
         # store: a reload from the store must not send them again.
         self._in_flight: set[int] = set()
+        self._settled: dict[int, float] = {}  # delivery id -> loop time its state committed
         self._sweeper: asyncio.Task | None = None
         self.connectors: dict[str, Connector] = {}
 
@@ -402,21 +405,29 @@ class Dispatcher:
 
     async def _flush_acks(self, ids: list[int]) -> None:
         await self.gw.messages.mark_delivered(ids)
-        self._in_flight.difference_update(ids)
+        self._settle(ids)
 
     async def _flush_retries(self, ids: list[int]) -> None:
         later = datetime.now(UTC) + timedelta(seconds=self.gw.settings.dlr_retry_interval)
+        await self.gw.messages.reschedule_many(ids, later)
+        self._settle(ids)
+
+    def _settle(self, ids: list[int]) -> None:
+        # A store read that started before this commit may still list these as due;
+        # remembering when they settled lets resume_account ignore such a stale row.
+        now = asyncio.get_running_loop().time()
         for delivery_id in ids:
-            await self.gw.messages.reschedule(delivery_id, later)
-        self._in_flight.difference_update(ids)
+            self._in_flight.discard(delivery_id)
+            self._settled[delivery_id] = now
 
     async def resume_account(self, account_id: int) -> int:
         """Send what waits in the store for an account that has just bound a receiver."""
         now = datetime.now(UTC)
+        started = asyncio.get_running_loop().time()
         rows = await self.gw.messages.due_deliveries(account_id, now, 1000)
         sent = 0
         for row in rows:
-            if row["id"] in self._in_flight:
+            if row["id"] in self._in_flight or self._settled.get(row["id"], -1.0) >= started:
                 continue
             delivery = PendingDelivery(row["id"], account_id, row["kind"], bytes(row["body"]))
             if not self._route(delivery):
@@ -428,6 +439,8 @@ class Dispatcher:
         interval = self.gw.settings.dlr_retry_interval
         while True:
             await asyncio.sleep(interval)
+            horizon = asyncio.get_running_loop().time() - SETTLED_MEMORY
+            self._settled = {k: t for k, t in self._settled.items() if t >= horizon}
             try:
                 expired = await self.gw.messages.expire_deliveries(datetime.now(UTC))
                 if expired:

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from gw_helpers import new_account
+from gw_helpers import admin
 from smpp_client import RawClient
 
-from pdu.codec import BindTransceiver, CommandId, DeliverSmResp, Pdu, SubmitSm
+from pdu.codec import BindTransceiver, CommandId, DeliverSmResp, Pdu, SubmitSm, Unbind
 from pdu.receipt import parse_receipt
 from pdu.tlv import Tag, as_cstr
 
@@ -24,13 +24,8 @@ SENDER = "ACME"
 
 async def ready_account(gw, credits: str = "100000", sender: str = SENDER) -> dict:
     """An account that may bind from loopback and send from `sender`."""
-    account = await new_account(gw, credits=credits)
-    store = gw.account_store
-    if hasattr(store, "add_sender"):
-        # Sender control landed with account control: enable ours for the tests.
-        await store.add_sender(account["system_id"], sender, "alphanumeric", state="enabled")
-        await gw.accounts.refresh(account["system_id"])
-    return account
+    return await admin(gw, "account.create", credits=credits, allowed_ips=["127.0.0.1"],
+                       senders=[sender])
 
 
 def submit_pdu(dest: str, text: str = "hello", rd: int = 1, **fields) -> SubmitSm:
@@ -51,6 +46,7 @@ class Esme:
         self.responses: dict[int, Pdu] = {}
         self._reader: asyncio.Task | None = None
         self.deliver_status = 0
+        self._leaving = False
 
     @classmethod
     async def bind(cls, host: str, port: int, account: dict, bind_cls=BindTransceiver) -> Esme:
@@ -68,6 +64,8 @@ class Esme:
             except (ConnectionError, asyncio.IncompleteReadError, OSError):
                 return
             if pdu.command_id == CommandId.DELIVER_SM:
+                if self._leaving:
+                    continue  # neither answered nor counted: the gateway must send it again
                 await self.client.send(
                     DeliverSmResp(sequence_number=pdu.sequence_number,
                                   command_status=self.deliver_status)
@@ -104,6 +102,16 @@ class Esme:
         await self.client.send(pdu)
         await wait_for(lambda: pdu.sequence_number in self.responses, timeout)
         return self.responses[pdu.sequence_number]
+
+    async def leave(self) -> None:
+        """Unbind and close; deliver_sm arriving from now on are neither answered nor kept."""
+        self._leaving = True
+        try:
+            await self.client.send(Unbind())
+            await asyncio.sleep(0.2)
+        except (ConnectionError, OSError):
+            pass
+        await self.close()
 
     async def close(self) -> None:
         await self.client.close()
@@ -171,3 +179,58 @@ class SimProcess:
     @property
     def url(self) -> str:
         return f"smpp://gw:secret@127.0.0.1:{self.port}"
+
+
+# --- the gateway as an operator runs it -----------------------------------------------
+
+
+class GatewayProcess:
+    """`python -m gateway.cli serve` on free ports; SIGKILL-able."""
+
+    def __init__(self, state_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.info: dict[str, str] = {}
+
+    def start(self) -> GatewayProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SMPPGW_")}
+        env.update(self.extra_env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--state-dir", str(self.state_dir),
+             "--smpp-port", "0", "--metrics-port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        )
+        info: dict[str, str] = {}
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError("serve exited before it was ready")
+            if m := re.search(r"SMPP listening on (\S+):(\d+)", line):
+                info["host"], info["port"] = m.group(1), m.group(2)
+            elif line.startswith("  system_id="):
+                info.update(dict(re.findall(r"(\w+)=(\S+)", line)))
+            elif line.startswith("smppgw: ready"):
+                break
+        self.info = info
+        return self
+
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        return self.info["host"], int(self.info["port"])
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
