@@ -134,10 +134,18 @@ def format_receipt(r: Receipt) -> bytes:
     text = _NOT_PRINTABLE_ASCII.sub("?", r.text[:RECEIPT_TEXT_LENGTH])
     return (
         f"id:{r.message_id} sub:{r.sub:03d} dlvrd:{r.dlvrd:03d} "
-        f"submit date:{r.submit_date.strftime(DATE_FORMAT)} "
-        f"done date:{r.done_date.strftime(DATE_FORMAT)} "
+        f"submit date:{_yymmddhhmm(r.submit_date)} "
+        f"done date:{_yymmddhhmm(r.done_date)} "
         f"stat:{r.stat} err:{r.err:03d} text:{text}"
     ).encode("ascii")
+
+
+def _yymmddhhmm(moment: datetime) -> str:
+    # Same as strftime(DATE_FORMAT), several times faster; receipts are on the hot path.
+    return (
+        f"{moment.year % 100:02d}{moment.month:02d}{moment.day:02d}"
+        f"{moment.hour:02d}{moment.minute:02d}"
+    )
 
 
 # Keys before the text: "submit date" is also seen as submit_date / submitdate.
@@ -197,12 +205,17 @@ def _date(fields: dict[str, str], key: str, tz: tzinfo | None) -> datetime:
     value = fields.get(key)
     if value is None:
         raise InvalidReceipt(f"receipt has no {key}")
-    formats = {10: ("%y%m%d%H%M",), 12: ("%y%m%d%H%M%S", "%Y%m%d%H%M")}.get(len(value), ())
-    if not value.isdigit() or not formats:
+    if not value.isdigit() or len(value) not in (10, 12):
         raise InvalidReceipt(f"{key} {value!r} is not YYMMDDhhmm or YYMMDDhhmmss")
-    for fmt in formats:
+    # Integer slicing, not strptime: this runs for every upstream receipt.
+    n = [int(value[i : i + 2]) for i in range(0, len(value), 2)]
+    readings = [(2000 + n[0], n[1], n[2], n[3], n[4], 0)]
+    if len(value) == 12:
+        readings = [(2000 + n[0], n[1], n[2], n[3], n[4], n[5]),
+                    (n[0] * 100 + n[1], n[2], n[3], n[4], n[5], 0)]
+    for year, month, day, hour, minute, second in readings:
         try:
-            return datetime.strptime(value, fmt).replace(tzinfo=tz)
+            return datetime(year, month, day, hour, minute, second, tzinfo=tz)
         except ValueError:
             continue
     raise InvalidReceipt(f"{key} {value!r} is not a valid date")
