@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from store.engine import writer
 from store.tables import MESSAGE_STATUSES, accounts, deliveries, messages
 
+# States in which a message still moves through the gateway: never deleted or purged.
+IN_FLIGHT = ("ACCEPTED", "ENROUTE")
+
 # Columns an export carries, in order (the system_id comes from a join).
 EXPORT_COLUMNS = (
     "id", "system_id", "direction", "created_at", "sent_at", "done_at", "source_addr",
@@ -116,14 +119,20 @@ class HistoryStore:
             after = page[-1]["id"]
 
     async def delete(self, account_id: int, message_ids: Iterable[int]) -> int:
-        """Delete some of an account's messages; returns how many existed."""
+        """Delete some of an account's finished messages; returns how many went.
+
+        Messages still in flight (ACCEPTED, ENROUTE) are kept: the outbox and the
+        receipt path still need their rows.
+        """
         ids = sorted({int(i) for i in message_ids})
         if not ids:
             return 0
         async with self._writer.begin() as conn:
             result = await conn.execute(
                 messages.delete().where(
-                    messages.c.account_id == account_id, messages.c.id.in_(ids)
+                    messages.c.account_id == account_id,
+                    messages.c.id.in_(ids),
+                    messages.c.status.notin_(IN_FLIGHT),
                 )
             )
         return int(result.rowcount)
@@ -137,7 +146,7 @@ class HistoryStore:
         targets = (
             ("messages", messages, [
                 messages.c.created_at < cutoff,
-                messages.c.status.notin_(("ACCEPTED", "ENROUTE")),
+                messages.c.status.notin_(IN_FLIGHT),
             ]),
             ("deliveries", deliveries, [
                 deliveries.c.created_at < cutoff,

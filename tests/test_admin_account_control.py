@@ -536,7 +536,13 @@ async def test_history_query_filters_and_delete(gateway: Gateway) -> None:
             assert resp.command_status == 0
     finally:
         await client.close()
-    rows = await admin(gateway, "history.query", system_id=sid)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:  # the simulator delivers after a few ms; in-flight rows cannot be deleted
+        rows = await admin(gateway, "history.query", system_id=sid)
+        if all(r["status"] == "DELIVERED" for r in rows) or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.02)
     assert len(rows) == 6 and rows[0]["system_id"] == sid and rows[0]["cost"] == "1.00"
     assert rows[0]["body"] == "hello"
     assert len(await admin(gateway, "history.query", system_id=sid, sender="ovh")) == 3

@@ -14,18 +14,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gw_helpers import gateway_settings, new_account
+from gw_helpers import gateway_settings
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth.passwords import hash_password
 from gateway.app import Gateway
 from store import tables
+from store.accounts import AccountStore
+from store.engine import make_engine, migrate
 
 ROWS = 100_000
 
 
-async def _fill(gw: Gateway, account_id: int, n: int) -> None:
+async def _fill(engine: AsyncEngine, account_id: int, n: int) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     batch = []
-    async with gw.engine.begin() as conn:
+    async with engine.begin() as conn:
         for i in range(n):
             batch.append({
                 "id": 1_000_000 + i, "account_id": account_id, "direction": "MT",
@@ -46,17 +50,24 @@ async def _fill(gw: Gateway, account_id: int, n: int) -> None:
 
 @pytest.fixture(scope="module")
 def big_state(tmp_path_factory) -> Path:
-    """One state directory with 100,000 history rows, shared by the tests below."""
+    """One state directory with 100,000 history rows, shared by the tests below.
+
+    Built with the store alone (no gateway running), so nothing but the rows is left
+    behind for the tests' own gateways.
+    """
     state = tmp_path_factory.mktemp("export") / "state"
+    settings = gateway_settings(state)
 
     async def build() -> None:
-        gw = Gateway(gateway_settings(state))
-        await gw.start()
+        engine = make_engine(settings.effective_database_url)
         try:
-            account = await new_account(gw, credits="0")
-            await _fill(gw, gw.accounts.get(account["system_id"]).id, ROWS)
+            await migrate(engine)
+            account = await AccountStore(engine).create(
+                "smpp-export", hash_password("secret12"), allowed_ips=["127.0.0.1"]
+            )
+            await _fill(engine, account["id"], ROWS)
         finally:
-            await gw.stop()
+            await engine.dispose()
 
     asyncio.run(build())
     return state

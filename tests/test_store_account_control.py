@@ -222,6 +222,11 @@ async def test_history_filters_pages_and_delete(store_db: StoreDB, store: Accoun
     assert await history.delete(other["id"], [10_000, 10_001]) == 0
     assert await history.delete(acme["id"], [10_000, 10_001, 999]) == 2
     assert await history.count(mine) == 28
+    async with store_db.engine.begin() as conn:
+        await conn.execute(
+            messages.update().where(messages.c.id == 10_002).values(status="ENROUTE")
+        )
+    assert await history.delete(acme["id"], [10_002]) == 0  # still in flight: kept
     with pytest.raises(ValueError, match="status"):
         HistoryFilter(status="LOST")
     with pytest.raises(ValueError, match="empty"):

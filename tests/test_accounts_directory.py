@@ -1,0 +1,142 @@
+"""AccountDirectory over a real store (SQLite and PostgreSQL): what the submit path reads,
+and after_debit's background top-up and alert that never block the caller."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import store_fixtures
+from gw_helpers import gateway_settings
+from store_fixtures import StoreDB
+
+from gateway.accounts import AccountDirectory
+from gateway.metrics import GatewayMetrics
+from store.accounts import AccountStore
+from store.invariants import ledger_violations
+from store.rates import RateStore
+
+store_db = store_fixtures.store_db
+
+SENDERS = [
+    {"address": "ACME", "kind": "alphanumeric", "state": "enabled"},
+    {"address": "36180", "kind": "shortcode", "state": "enabled"},
+    {"address": "33700000000", "kind": "numeric", "state": "enabled"},
+    {"address": "NEWS", "kind": "alphanumeric", "state": "pending"},
+    {"address": "OLD", "kind": "alphanumeric", "state": "disabled"},
+]
+
+
+@pytest.fixture
+async def directory(store_db: StoreDB, tmp_path) -> AccountDirectory:
+    store = AccountStore(store_db.engine)
+    await store.create("acme", "h", credits=1000, sender_list=SENDERS,
+                       settings={"window_size": 7, "max_segments": 3})
+    await store.create("other", "h", credits=1000)
+    d = AccountDirectory(store, gateway_settings(tmp_path, default_rate="0.05"),
+                         metrics=GatewayMetrics())
+    await d.load()
+    return d
+
+
+@pytest.mark.parametrize(
+    "source, ton, allowed",
+    [
+        ("ACME", 5, True), ("ACME", 0, True), ("ACME", 1, False), ("ACME", 3, False),
+        ("36180", 3, True), ("36180", 5, False), ("36180", 1, False),
+        ("33700000000", 1, True), ("33700000000", 5, False),
+        ("NEWS", 5, False), ("OLD", 5, False), ("acme", 5, False), ("UNKNOWN", 5, False),
+    ],
+)
+async def test_sender_status_needs_an_enabled_sender_of_the_tons_kind(
+    directory: AccountDirectory, source: str, ton: int, allowed: bool
+) -> None:
+    assert directory.get("acme").sender_status(source, ton, 0) is allowed
+
+
+async def test_settings_and_stop_list_are_in_memory(
+    store_db: StoreDB, directory: AccountDirectory
+) -> None:
+    acme = directory.get("acme")
+    assert (acme.window, acme.max_segments, acme.throughput, acme.stop_mode) == (7, 3, 20.0, "dlr")
+    assert not acme.is_stop_listed("33612345678")
+    await AccountStore(store_db.engine).add_stop("acme", "33612345678")
+    assert not acme.is_stop_listed("33612345678")  # nothing changes before a refresh
+    assert await directory.refresh("acme") is acme  # the same object, updated in place
+    assert acme.is_stop_listed("33612345678")
+    assert not directory.get("other").is_stop_listed("33612345678")
+
+
+async def test_price_prefers_account_override_then_longest_global_prefix(
+    store_db: StoreDB, directory: AccountDirectory
+) -> None:
+    rates = RateStore(store_db.engine)
+    acme, other = directory.get("acme"), directory.get("other")
+    assert directory.price(acme, "33612345678") == 5  # the configured default, 0.05
+    await rates.set_rate("3", 40)
+    await rates.set_rate("33", 30)
+    await rates.set_rate("336", 20)
+    await rates.set_rate("33", 10, "acme")
+    await directory.refresh_rates()
+    assert directory.price(other, "33612345678") == 20
+    assert directory.price(other, "33712345678") == 30
+    assert directory.price(other, "3912345678") == 40
+    assert directory.price(other, "4412345678") == 5
+    assert directory.price(acme, "33612345678") == 10  # the override wins over a longer one
+    assert directory.price(acme, "4412345678") == 5
+
+
+async def test_after_debit_tops_up_in_the_background(
+    store_db: StoreDB, directory: AccountDirectory
+) -> None:
+    store = AccountStore(store_db.engine)
+    await store.update_settings("acme", {"auto_topup_threshold": 500, "auto_topup_amount": 2000})
+    acme = await directory.refresh("acme")
+    await store.transfer("acme", "other", 600)  # committed: 400, below the threshold
+    acme.balance -= 600
+    started = time.perf_counter()
+    directory.after_debit(acme)
+    directory.after_debit(acme)  # a second trigger while the first runs adds nothing
+    assert time.perf_counter() - started < 0.01  # returned at once, nothing awaited
+    assert acme.balance == 400 and acme.topup_running
+    await directory.drain()
+    assert acme.balance == 2400 and not acme.topup_running
+    assert await store.balance("acme") == 2400
+    assert directory.metrics.auto_topups.labels("done")._value.get() == 1
+    assert await ledger_violations(store_db.engine) == []
+
+
+async def test_after_debit_alerts_once_per_crossing_without_smtp(
+    directory: AccountDirectory, caplog: pytest.LogCaptureFixture
+) -> None:
+    acme = directory.get("acme")
+    acme.low_balance_threshold = 500
+    caplog.set_level("WARNING", logger="gateway.accounts")
+    acme.balance = 600
+    directory.after_debit(acme)
+    acme.balance = 400
+    directory.after_debit(acme)
+    acme.balance = 300
+    directory.after_debit(acme)
+    assert directory.low_balance_alerts == 1
+    directory.credited(acme, 300)  # back to 600: armed again
+    acme.balance = 100
+    directory.after_debit(acme)
+    assert directory.low_balance_alerts == 2
+    assert directory.metrics.low_balance_alerts._value.get() == 2
+    assert [r.getMessage() for r in caplog.records if "low balance" in r.getMessage()] == [
+        "low balance: account acme has 4.00 credits, below its alert threshold 5.00",
+        "low balance: account acme has 1.00 credits, below its alert threshold 5.00",
+    ]
+
+
+async def test_after_debit_never_raises(directory: AccountDirectory) -> None:
+    acme = directory.get("acme")
+    acme.auto_topup_threshold, acme.auto_topup_amount = 10**6, 100
+    await directory._store.engine.dispose()
+    directory._store._engine = None  # the store is gone: the top-up task fails, quietly
+    directory._store._writer = None
+    directory.after_debit(acme)
+    await directory.drain()
+    assert not acme.topup_running
+    assert directory.metrics.auto_topups.labels("failed")._value.get() == 1
