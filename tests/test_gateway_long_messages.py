@@ -11,6 +11,7 @@ import smpplib.client
 import smpplib.consts
 import smpplib.gsm
 from aiosmpplib.state import SAR_MSG_REF_NUM, SAR_SEGMENT_SEQNUM, SAR_TOTAL_SEGMENTS
+from aiosmpplib_hooks import Collector
 from gw_helpers import new_account
 from smpp_client import RawClient
 from sqlalchemy import func, select
@@ -83,35 +84,9 @@ async def _acked_receipts(gateway) -> int:
             .where(tables.deliveries.c.state == "delivered"))).scalar()
 
 
-def _record_sent(seen: list[bytes]):
-    async def sending(smpp_message, pdu, client_id):
-        if isinstance(smpp_message, aiosmpplib.SubmitSm):
-            seen.append(pdu)
-
-    return sending
-
-
-class _Collector(aiosmpplib.AbstractHook):
-    def __init__(self) -> None:
-        self.resps: list = []
-        self.dlrs: list = []
-
-    async def sending(self, smpp_message, pdu, client_id):
-        pass
-
-    async def received(self, smpp_message, pdu, client_id):
-        if isinstance(smpp_message, aiosmpplib.DeliverSm):
-            self.dlrs.append(smpp_message)
-        elif isinstance(smpp_message, aiosmpplib.SubmitSmResp):
-            self.resps.append(smpp_message)
-
-    async def send_error(self, smpp_message, error, client_id):
-        pass
-
-
 async def test_aiosmpplib_sar_parts_each_get_a_dlr_and_a_price(gateway):
     account = await new_account(gateway, credits="10")
-    hook = _Collector()
+    hook = Collector()
     broker = aiosmpplib.broker.SimpleBroker()
     esme = aiosmpplib.ESME(
         smsc_host=gateway.endpoints.smpp[0], smsc_port=gateway.endpoints.smpp[1],
@@ -134,8 +109,6 @@ async def test_aiosmpplib_sar_parts_each_get_a_dlr_and_a_price(gateway):
                 aiosmpplib.OptionalParam(SAR_SEGMENT_SEQNUM, seq),
             ],
         ))
-    seen: list[bytes] = []
-    hook.sending = _record_sent(seen)
     task = asyncio.create_task(esme.start())
     try:
         loop = asyncio.get_running_loop()
@@ -150,8 +123,8 @@ async def test_aiosmpplib_sar_parts_each_get_a_dlr_and_a_price(gateway):
         await esme.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert len(seen) == 3
-    assert all(b"\x02\x0c\x00\x02\x00\x2a" in pdu for pdu in seen)  # sar_msg_ref_num 42
+    assert len(hook.sent) == 3
+    assert all(b"\x02\x0c\x00\x02\x00\x2a" in pdu for pdu in hook.sent)  # sar_msg_ref_num 42
     async with gateway.engine.connect() as conn:
         rows = (await conn.execute(select(tables.deliveries.c.message_id, tables.deliveries.c.state)
                                    )).all()

@@ -14,6 +14,7 @@ import aiosmpplib
 import pytest
 import smpplib.client
 import smpplib.consts
+from aiosmpplib_hooks import Collector
 from gw_helpers import admin, gateway_settings, new_account
 from smpp_client import RawClient
 from sqlalchemy import func, select
@@ -93,26 +94,6 @@ async def test_smpplib_100_messages_100_dlrs_exact_debit(gateway):
     assert history == {"DELIVERED": N}
 
 
-class _Collector(aiosmpplib.AbstractHook):
-    def __init__(self) -> None:
-        self.resps: list = []
-        self.dlrs: list = []
-        self.errors: list = []
-
-    async def sending(self, smpp_message, pdu, client_id):
-        pass
-
-    async def received(self, smpp_message, pdu, client_id):
-        if isinstance(smpp_message, aiosmpplib.DeliverSm):
-            self.dlrs.append(smpp_message)
-        elif isinstance(smpp_message, aiosmpplib.SubmitSmResp):
-            self.resps.append(smpp_message)
-
-    async def send_error(self, smpp_message, error, client_id):
-        if error is not None:
-            self.errors.append(error)
-
-
 async def _wait_for(predicate, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -140,7 +121,7 @@ async def test_aiosmpplib_100_messages_100_dlrs_exact_debit(unwindowed_gateway):
     gateway = unwindowed_gateway
     account = await new_account(gateway, credits="100.5")
     host, port = gateway.endpoints.smpp
-    hook = _Collector()
+    hook = Collector()
     broker = aiosmpplib.broker.SimpleBroker()
     esme = aiosmpplib.ESME(
         smsc_host=host, smsc_port=port, system_id=account["system_id"],
