@@ -239,6 +239,23 @@ class AccountDirectory:
                     return price
         return self._default_rate
 
+    # --- STOP replies ----------------------------------------------------------------
+
+    async def stop_list_add(
+        self, account: Account, destination: str, note: str | None = "STOP received"
+    ) -> bool:
+        """STOP-list a destination for an account (e.g. when its MO says STOP): stored,
+        audited as the gateway's own doing, and seen by the next submit at once.
+        Returns False if it was already listed."""
+        added = await self._store.add_stop(account.system_id, destination, note)
+        if added:
+            await self._store.audit(
+                "gateway", "stop.add", account.system_id, None,
+                {"destination": destination, "note": note},
+            )
+            account.stop_list = account.stop_list | {destination}
+        return added
+
     # --- credit reservation (the hot path) ---------------------------------------
 
     @staticmethod

@@ -140,3 +140,16 @@ async def test_after_debit_never_raises(directory: AccountDirectory) -> None:
     await directory.drain()
     assert not acme.topup_running
     assert directory.metrics.auto_topups.labels("failed")._value.get() == 1
+
+
+async def test_stop_reply_lists_the_number_at_once_and_audits_it(
+    store_db: StoreDB, directory: AccountDirectory
+) -> None:
+    acme = directory.get("acme")
+    assert await directory.stop_list_add(acme, "33612345678") is True
+    assert acme.is_stop_listed("33612345678")
+    assert await directory.stop_list_add(acme, "33612345678") is False
+    store = AccountStore(store_db.engine)
+    assert [e["destination"] for e in await store.list_stop("acme")] == ["33612345678"]
+    [entry] = await store.list_audit()
+    assert (entry["actor"], entry["action"], entry["target"]) == ("gateway", "stop.add", "acme")
