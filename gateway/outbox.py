@@ -35,6 +35,7 @@ MAX_CLAIM = 1000
 # When no connector of a route is up, look again this soon (not counted as an attempt).
 NO_CONNECTOR_DELAY = 1.0
 PURGE_INTERVAL = 60.0
+EXPIRY_CHECK_INTERVAL = 5.0  # while no connector is up
 
 _MESSAGE_FIELDS = tuple(f.name for f in fields(NewMessage))
 
@@ -60,6 +61,7 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._in_flight = 0
         self._bodies_to_forget: set[int] = set()
+        self._next_expiry_check = 0.0
         for connector in connectors.values():
             connector.on_up = self.notify
 
@@ -115,9 +117,17 @@ class Outbox:
 
     async def _cycle(self) -> int:
         capacity = sum(c.capacity for c in self.connectors.values() if c.is_up)
-        if capacity <= 0:
-            return 0
         now = datetime.now(UTC)
+        if capacity <= 0:
+            # No upstream to send to, but validity still runs out: end those messages.
+            loop = asyncio.get_running_loop()
+            if loop.time() < self._next_expiry_check:
+                return 0
+            self._next_expiry_check = loop.time() + EXPIRY_CHECK_INTERVAL
+            rows = await self.store.claim(self.node, now, CLAIM_LEASE, MAX_CLAIM, only_expired=True)
+            for row in rows:
+                self._dispatch(row, now)
+            return 0
         rows = await self.store.claim(self.node, now, CLAIM_LEASE, min(capacity, MAX_CLAIM))
         for row in rows:
             self._dispatch(row, now)

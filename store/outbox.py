@@ -74,15 +74,20 @@ class OutboxStore:
         self._writer = writer(engine)
 
     async def claim(
-        self, node: str, now: datetime, lease: timedelta, limit: int
+        self, node: str, now: datetime, lease: timedelta, limit: int, *,
+        only_expired: bool = False,
     ) -> list[dict[str, Any]]:
         """Take up to `limit` due messages for this node, oldest first.
 
         Returns the message rows plus `attempts` (how many times tried before). Expired
-        messages are returned too: the caller ends them as EXPIRED.
+        messages are returned too: the caller ends them as EXPIRED. `only_expired` takes
+        just those, for when no upstream is up to take the others.
         """
         if limit <= 0:
             return []
+        due = _due(now)
+        if only_expired:
+            due = sa.and_(due, messages.c.expires_at <= now)
         query = (
             sa.select(messages, sa.func.coalesce(upstream_attempts.c.attempts, 0).label("attempts"))
             .select_from(
@@ -90,7 +95,7 @@ class OutboxStore:
                     upstream_attempts, upstream_attempts.c.message_id == messages.c.id
                 )
             )
-            .where(_due(now))
+            .where(due)
             .order_by(messages.c.id)
             .limit(limit)
         )

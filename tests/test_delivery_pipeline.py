@@ -331,3 +331,21 @@ def test_bad_upstream_url_is_refused_at_load(url):
 
     with pytest.raises(ConfigError):
         Settings(upstream_url=url)
+
+
+async def test_validity_runs_out_even_while_no_upstream_is_up(tmp_path):
+    upstreams = [{"name": "down", "host": "127.0.0.1", "port": 9, "system_id": "gw",
+                  "reconnect_min": 0.2, "reconnect_max": 0.5}]
+    gw = await _gateway(tmp_path, upstreams=upstreams)
+    try:
+        account = await ready_account(gw)
+        esme = await Esme.bind(*gw.endpoints.smpp, account)
+        now = datetime.now(UTC)
+        expired = await _insert(gw, account, expires_at=now - timedelta(seconds=1))
+        waiting = await _insert(gw, account, expires_at=now + timedelta(hours=1))
+        await wait_for(lambda: str(expired.id) in esme.receipts, 10)
+        assert parse_receipt(esme.receipts[str(expired.id)][0].short_message).stat == "EXPIRED"
+        assert (await gw.messages.get(waiting.id))["status"] == "ACCEPTED"
+        await esme.close()
+    finally:
+        await gw.stop()
