@@ -25,6 +25,7 @@ from pdu.codec import (
     SubmitSm,
     UnsuccessSme,
 )
+from pdu.receipt import MessageState
 from pdu.status import CommandStatus
 from store.batcher import NewMessage
 from store.errors import InsufficientCredit
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 # Insufficient credit has no status of its own in SMPP 3.4; ESME_RSUBMITFAIL is the
 # standard one every client understands (a vendor value would drop aiosmpplib).
 NO_CREDIT_STATUS = CommandStatus.ESME_RSUBMITFAIL
+# The provider's DLR error for a recipient who sent STOP (blacklisted).
+STOP_LIST_ERROR = 53
 
 
 class Submitter:
@@ -71,6 +74,11 @@ class Submitter:
             )
         return checked
 
+    def _check_route(self, account: Account, destination: str) -> None:
+        # Refused here rather than accepted and dropped: no upstream serves it.
+        if self.gw.router.route_for(account.system_id, destination) is None:
+            raise SubmitRejected(CommandStatus.ESME_RINVDSTADR, f"no route to {destination}")
+
     def _message(self, account: Account, pdu: SubmitSm, checked: CheckedSubmit, cost: int,
                  dest: SmeDest | None = None) -> NewMessage:
         return NewMessage(
@@ -86,7 +94,9 @@ class Submitter:
             esm_class=pdu.esm_class,
             registered_delivery=pdu.registered_delivery,
             data_coding=pdu.data_coding,
-            body=checked.body if account.keep_bodies else None,
+            # Stored even for accounts that keep no bodies: the outbox sends from the
+            # row, and clears the body once an upstream has taken the message.
+            body=checked.body,
             segments=checked.segments,
             cost=cost,
             status="ACCEPTED",
@@ -103,6 +113,7 @@ class Submitter:
             return
         try:
             checked = self._check(account, pdu)
+            self._check_route(account, pdu.destination_addr)
         except SubmitRejected as exc:
             self._reject(session, pdu, exc)
             return
@@ -110,25 +121,50 @@ class Submitter:
 
     def _accept(self, session, pdu, account, checked: CheckedSubmit, destination: str) -> None:
         gw = self.gw
+        if account.is_stop_listed(destination):
+            self._stop_listed(session, pdu, account, checked, destination)
+            return
         cost = checked.segments * gw.accounts.price(account, destination)
         if not gw.accounts.reserve(account, cost):
             gw.metrics.messages.labels("MT", "no_credit").inc()
             session.respond(pdu, NO_CREDIT_STATUS)
             return
         msg = self._message(account, pdu, checked, cost)
-        # The body is kept for the upstream even when the account keeps no bodies.
         session.outstanding_submits += 1
         future = gw.batcher.enqueue(msg)
         future.add_done_callback(
-            partial(self._committed, session, pdu, account, msg, checked.body)
+            partial(self._committed, session, pdu, account, msg)
         )
+
+    def _stop_listed(self, session, pdu, account, checked: CheckedSubmit, destination: str) -> None:
+        """The recipient sent STOP: refuse, or (the default) accept without charge and
+        answer with a failed receipt carrying error 53, as the provider does."""
+        if account.stop_mode == "refuse":
+            self._reject(session, pdu, SubmitRejected(
+                CommandStatus.ESME_RINVDSTADR, f"{destination} is on the STOP list"))
+            return
+        msg = self._message(account, pdu, checked, 0)
+        # Stored already ended, so the outbox never picks it up.
+        msg.status = "REJECTED"
+        session.outstanding_submits += 1
+        future = self.gw.batcher.enqueue(msg)
+        future.add_done_callback(partial(self._stop_committed, session, pdu, msg))
+
+    def _stop_committed(self, session, pdu, msg: NewMessage, future) -> None:
+        session.outstanding_submits -= 1
+        if future.cancelled() or future.exception() is not None:
+            session.respond(pdu, CommandStatus.ESME_RSYSERR)
+            return
+        self.gw.metrics.messages.labels("MT", "stop_listed").inc()
+        session.respond(pdu, 0, message_id=str(msg.id))
+        self.gw.dispatcher.outcome(msg, MessageState.REJECTED, STOP_LIST_ERROR, datetime.now(UTC))
 
     def _reject(self, session: SmppSession, pdu: Pdu, exc: SubmitRejected) -> None:
         log.debug("%s: refused %s: %s", session.peer, pdu.name, exc.reason)
         self.gw.metrics.messages.labels("MT", "invalid").inc()
         session.respond(pdu, exc.status)
 
-    def _committed(self, session, pdu, account, msg: NewMessage, body: bytes, future) -> None:
+    def _committed(self, session, pdu, account, msg: NewMessage, future) -> None:
         gw = self.gw
         session.outstanding_submits -= 1
         exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
@@ -138,8 +174,7 @@ class Submitter:
             gw.metrics.credits_debited.inc(msg.cost / 100)
             gw.metrics.messages.labels("MT", "accepted").inc()
             session.respond(pdu, 0, message_id=str(msg.id))
-            msg.body = body
-            gw.upstream.send(msg)
+            gw.outbox.notify()
             return
         gw.accounts.release(account, msg.cost)
         if isinstance(exc, InsufficientCredit):
@@ -172,6 +207,7 @@ class Submitter:
         account = session.account
         try:
             checked = self._check(account, as_submit)
+            self._check_route(account, pdu.destination_addr)
         except SubmitRejected as exc:
             self._reject(session, pdu, exc)
             return
@@ -211,6 +247,7 @@ class Submitter:
                 continue
             try:
                 check_destination(dest.ton, dest.npi, dest.addr)
+                self._check_route(account, dest.addr)
             except SubmitRejected as exc:
                 unsuccess.append(UnsuccessSme(dest.ton, dest.npi, dest.addr, exc.status))
                 continue
@@ -227,10 +264,10 @@ class Submitter:
         futures = [self.gw.batcher.enqueue(m) for m in msgs]
         gathered = asyncio.gather(*futures, return_exceptions=True)
         gathered.add_done_callback(
-            partial(self._multi_committed, session, pdu, account, msgs, checked.body, unsuccess)
+            partial(self._multi_committed, session, pdu, account, msgs, unsuccess)
         )
 
-    def _multi_committed(self, session, pdu, account, msgs, body, unsuccess, gathered) -> None:
+    def _multi_committed(self, session, pdu, account, msgs, unsuccess, gathered) -> None:
         gw = self.gw
         session.outstanding_submits -= 1
         first_id = None
@@ -247,9 +284,8 @@ class Submitter:
             gw.metrics.credits_debited.inc(msg.cost / 100)
             gw.metrics.messages.labels("MT", "accepted").inc()
             first_id = first_id or str(msg.id)
-            msg.body = body
-            gw.upstream.send(msg)
         gw.accounts.after_debit(account)
+        gw.outbox.notify()
         if first_id is None:
             session.respond(pdu, CommandStatus.ESME_RSUBMITFAIL, unsuccess_smes=unsuccess)
         else:

@@ -1,0 +1,84 @@
+"""Account policy on the wire: STOP-listed recipients, unrouted destinations, senders."""
+
+from __future__ import annotations
+
+import pytest
+from gw_helpers import admin, gateway_settings, new_account
+from smpp_client import RawClient
+
+from gateway.app import Gateway
+from pdu.codec import DeliverSm, DeliverSmResp, SubmitSm
+from pdu.receipt import parse_receipt
+from pdu.status import CommandStatus as S
+
+STOPPED = "33612345678"
+
+
+def _submit(dest: str, source: str = "ovh123") -> SubmitSm:
+    return SubmitSm(source_addr_ton=5, source_addr=source, dest_addr_ton=1, dest_addr_npi=1,
+                    destination_addr=dest, short_message=b"promo", registered_delivery=1)
+
+
+async def _bound(gw: Gateway, account: dict) -> RawClient:
+    client = await RawClient.connect(*gw.endpoints.smpp)
+    assert (await client.bind(account["system_id"], account["password"])).command_status == 0
+    return client
+
+
+async def test_stop_listed_recipient_gets_a_failed_receipt_and_no_charge(gateway):
+    account = await new_account(gateway, credits="10")
+    await admin(gateway, "stop.add", system_id=account["system_id"], destination=STOPPED)
+    client = await _bound(gateway, account)
+    resp = await client.request(_submit(STOPPED))
+    assert resp.command_status == 0
+    dlr = await client.read(timeout=10)
+    assert isinstance(dlr, DeliverSm)
+    await client.send(DeliverSmResp(sequence_number=dlr.sequence_number))
+    receipt = parse_receipt(dlr.short_message)
+    assert (receipt.message_id, receipt.stat, receipt.err) == (resp.message_id, "REJECTD", 53)
+    row = await gateway.messages.get(int(resp.message_id))
+    assert (row["status"], row["error_code"], row["cost"]) == ("REJECTED", 53, 0)
+    assert gateway.accounts.get(account["system_id"]).balance == 10_00
+    await client.close()
+
+
+async def test_stop_list_in_refuse_mode_refuses_the_submit(gateway):
+    account = await new_account(gateway, credits="10", settings={"stop_mode": "refuse"})
+    await admin(gateway, "stop.add", system_id=account["system_id"], destination=STOPPED)
+    client = await _bound(gateway, account)
+    assert (await client.request(_submit(STOPPED))).command_status == S.ESME_RINVDSTADR
+    assert (await client.request(_submit("33612345679"))).command_status == 0
+    await client.close()
+
+
+@pytest.fixture
+async def france_only(tmp_path):
+    gw = Gateway(gateway_settings(
+        tmp_path / "state",
+        upstreams=[{"name": "sim", "type": "simulator"}],
+        routes=[{"prefix": "33", "connectors": ["sim"]}],
+    ))
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop()
+
+
+async def test_destination_without_a_route_is_refused_at_submit(france_only):
+    gw = france_only
+    account = await new_account(gw, credits="10")
+    client = await _bound(gw, account)
+    assert (await client.request(_submit("447700900123"))).command_status == S.ESME_RINVDSTADR
+    assert (await client.request(_submit("33612345679"))).command_status == 0
+    await client.close()
+    assert gw.accounts.get(account["system_id"]).balance == 10_00 - 100
+
+
+async def test_sender_not_enabled_is_refused(gateway):
+    account = await new_account(gateway, credits="10")
+    client = await _bound(gateway, account)
+    assert (await client.request(_submit("33612345679", source="unknown1"))).command_status == (
+        S.ESME_RINVSRCADR
+    )
+    await client.close()
