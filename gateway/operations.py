@@ -91,8 +91,10 @@ async def cancel_sm(gw: Gateway, account: Account, pdu: CancelSm) -> Pdu:
     if not cancelled:
         return response_for(pdu, CommandStatus.ESME_RCANCELFAIL)
     gw.metrics.messages.labels("MT", "cancelled").inc(len(cancelled))
-    # A customer that asked for receipts hears of the cancellation as DELETED.
+    # A customer that asked for receipts hears of the cancellation as DELETED; what
+    # the messages cost was refunded with the cancellation, in the store.
     for row in (await gw.messages.get_many(cancelled)).values():
+        account.balance += int(row["cost"] or 0)
         gw.dispatcher.outcome(message_from_row(row), MessageState.DELETED, 0, now)
     return response_for(pdu, 0)
 

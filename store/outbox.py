@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.engine import writer
-from store.tables import messages, upstream_attempts
+from store.tables import accounts, ledger, messages, upstream_attempts
 
 # Statuses a message reaches without ever leaving the gateway.
 CANCELLED_STATUS = "DELETED"
@@ -193,7 +193,8 @@ class OutboxStore:
         """Cancel messages still waiting in the outbox; returns the ids cancelled.
 
         `match` is either message_id=..., or source_addr/dest_addr (all such messages
-        of the account, as cancel_sm with an empty message_id asks).
+        of the account, as cancel_sm with an empty message_id asks). What the messages
+        cost is refunded in the same transaction: one 'refund' ledger row each.
         """
         cond = [
             messages.c.account_id == account_id,
@@ -208,16 +209,28 @@ class OutboxStore:
         if match.get("dest_addr"):
             cond.append(messages.c.dest_addr == match["dest_addr"])
         async with self._writer.begin() as conn:
-            query = sa.select(messages.c.id).where(*cond)
+            query = sa.select(messages.c.id, messages.c.cost).where(*cond)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            ids = [int(i) for i in (await conn.execute(query)).scalars()]
+            found = [(int(i), int(c)) for i, c in (await conn.execute(query)).all()]
+            ids = [i for i, _ in found]
             if ids:
                 await conn.execute(
                     messages.update()
                     .where(messages.c.id.in_(ids), messages.c.status == "ACCEPTED")
                     .values(status=CANCELLED_STATUS, done_at=now)
                 )
+                refunds = [
+                    {"account_id": account_id, "kind": "refund", "amount": cost,
+                     "message_id": i, "note": "cancel_sm", "created_at": now}
+                    for i, cost in found if cost
+                ]
+                if refunds:
+                    await conn.execute(ledger.insert(), refunds)
+                    await conn.execute(
+                        accounts.update().where(accounts.c.id == account_id)
+                        .values(balance=accounts.c.balance + sum(r["amount"] for r in refunds))
+                    )
                 await conn.execute(
                     upstream_attempts.delete().where(upstream_attempts.c.message_id.in_(ids))
                 )

@@ -23,6 +23,7 @@ from pdu.status import CommandStatus as S
 from pdu.tlv import Tag, as_cstr, as_int
 from store import tables
 from store.batcher import NewMessage
+from store.invariants import ledger_violations
 
 
 async def _gateway(tmp_path, **overrides) -> Gateway:
@@ -267,9 +268,15 @@ async def test_cancel_sm_cancels_only_messages_still_waiting(tmp_path):
         waiting = await esme.request(
             submit_pdu("33612345679", schedule_delivery_time="000000010000000R"))
         assert waiting.command_status == 0
+        charged = gw.accounts.get(account["system_id"]).balance
         ok = await esme.request(CancelSm(message_id=waiting.message_id, source_addr="ACME"))
         assert ok.command_status == 0
-        assert (await gw.messages.get(int(waiting.message_id)))["status"] == "DELETED"
+        cancelled = await gw.messages.get(int(waiting.message_id))
+        assert cancelled["status"] == "DELETED"
+        # What it cost comes back, in memory and in the store, as a refund ledger row.
+        assert gw.accounts.get(account["system_id"]).balance == charged + cancelled["cost"]
+        assert await gw.account_store.balance(account["system_id"]) == charged + cancelled["cost"]
+        assert await ledger_violations(gw.engine) == []
         await wait_for(lambda: waiting.message_id in esme.receipts, 10)
         assert parse_receipt(esme.receipts[waiting.message_id][0].short_message).stat == "DELETED"
         again = await esme.request(CancelSm(message_id=waiting.message_id))
