@@ -66,6 +66,18 @@ async def mail_gateway(tmp_path, mailbox) -> AsyncIterator[tuple[Gateway, Mailbo
         await gw.stop()
 
 
+@pytest.fixture(autouse=True)
+async def _books_balance_after_every_test(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """The money invariants, checked after every scenario of this module (autouse
+    fixtures are torn down last, so the gateway has stopped and committed everything)."""
+    yield
+    for value in request.node.funcargs.values():
+        gw = value[0] if isinstance(value, tuple) else value
+        if isinstance(gw, Gateway) and hasattr(gw, "engine"):
+            assert await ledger_violations(gw.engine) == []
+            await gw.engine.dispose()
+
+
 async def _books_balance(gw: Gateway) -> None:
     await gw.accounts.drain()
     assert await ledger_violations(gw.engine) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,6 +36,17 @@ store_db = store_fixtures.store_db
 @pytest.fixture
 def store(store_db: StoreDB) -> AccountStore:
     return AccountStore(store_db.engine)
+
+
+@pytest.fixture(autouse=True)
+async def _books_balance_after_every_test(
+    request: pytest.FixtureRequest, store_db: StoreDB
+) -> AsyncIterator[None]:
+    """The money invariants after every scenario (but the one that breaks them on purpose)."""
+    yield
+    if request.node.name.startswith("test_invariant_check_notices"):
+        return
+    assert await ledger_violations(store_db.engine) == []
 
 
 async def _books_balance(db: StoreDB) -> None:
