@@ -58,7 +58,7 @@ def _stop(proc: subprocess.Popen) -> int:
 def _admin(info: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*SMPPGW, "admin", "--socket", info["admin"], *args],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )
 
 
