@@ -27,6 +27,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.ids import MessageIdGenerator
 from gateway.metrics import GatewayMetrics, MetricsServer
 from gateway.outbox import Outbox, message_from_row
+from gateway.retention import RetentionJob
 from gateway.states import RECEIVING_STATES
 from gateway.submit import Submitter
 from gateway.upstream.build import build_delivery
@@ -74,6 +75,7 @@ class Gateway:
         self.admin: AdminServer | None = None
         self._started = False
         self._keeper: asyncio.Task | None = None
+        self.retention: RetentionJob | None = None
         # query_sm / cancel_sm / replace_sm handlers by command_id: async (gw, account, pdu).
         self.operations: dict = {}
 
@@ -118,6 +120,8 @@ class Gateway:
             self._metrics_server = MetricsServer(self.metrics, s.metrics_host, s.metrics_port)
             self.endpoints.metrics = await self._metrics_server.start()
         self._keeper = asyncio.get_running_loop().create_task(self._keep_sessions())
+        self.retention = RetentionJob(self.engine, s)
+        self.retention.start()
         self._started = True
         return self.endpoints
 
@@ -159,6 +163,8 @@ class Gateway:
         self._started = False
         if self._keeper is not None:
             self._keeper.cancel()
+        if self.retention is not None:
+            await self.retention.stop()
         for server in self._servers:
             server.close()
         for session in list(self.sessions):

@@ -153,6 +153,18 @@ def build_dlr_body(
     return encode_body(pdu)
 
 
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "ARRET", "ARRÊT"})
+
+
+def is_stop_request(body: bytes, data_coding: int) -> bool:
+    """An MO whose whole text is a STOP keyword (any case, surrounding spaces)."""
+    try:
+        text = decode_short_message(body, data_coding, strict=False)
+    except ValueError:
+        return False
+    return text.strip().upper() in STOP_WORDS
+
+
 def build_mo_body(pdu: DeliverSm, incoming_id: int, *, vendor_tlvs: bool = False) -> bytes:
     """The deliver_sm body of an MO for the customer: the upstream's, with our id."""
     tlvs = [(t, v) for t, v in pdu.tlvs if t in _MO_TLVS_KEPT]
@@ -259,7 +271,7 @@ class Dispatcher:
                         ),
                         "created_at": o.done_at,
                         "next_attempt_at": o.done_at,
-                        "expires_at": o.done_at + expires,
+                        "expires_at": o.done_at + self._retention(o.msg.account_id, expires),
                     }
                 )
         ids = await self.gw.messages.record_outcomes(updates, rows)
@@ -346,6 +358,7 @@ class Dispatcher:
         now = datetime.now(UTC)
         expires = now + timedelta(seconds=gw.settings.dlr_max_age)
         history, deliveries, acks = [], [], []
+        stops: list[tuple[int, str]] = []
         for item in batch:
             pdu = item.pdu
             account_id = owners.get(pdu.destination_addr)
@@ -370,14 +383,29 @@ class Dispatcher:
             deliveries.append({
                 "account_id": account_id, "message_id": mo_id, "kind": "mo",
                 "body": build_mo_body(pdu, mo_id, vendor_tlvs=gw.settings.vendor_tlvs),
-                "created_at": now, "next_attempt_at": now, "expires_at": expires,
+                "created_at": now, "next_attempt_at": now,
+                "expires_at": now + self._retention(account_id, expires - now),
             })
             acks.append((item, 0))
+            if is_stop_request(body, pdu.data_coding):
+                stops.append((account_id, pdu.source_addr))
         ids = await gw.messages.record_inbound(history, deliveries)
+        for account_id, sender in stops:
+            # The recipient said STOP: the account may not message them again.
+            account = gw.accounts.by_id(account_id)
+            if account is not None:
+                await gw.accounts.stop_list_add(account, sender, "STOP received by SMS")
         gw.metrics.messages.labels("MO", "received").inc(len(history))
         for row, delivery_id in zip(deliveries, ids):
             self._route(PendingDelivery(delivery_id, row["account_id"], "mo", row["body"]))
         return acks
+
+    def _retention(self, account_id: int, default: timedelta) -> timedelta:
+        """How long a DLR or MO waits for the customer: the account's own setting, within
+        the gateway's `dlr_max_age`."""
+        account = self.gw.accounts.by_id(account_id)
+        days = account.dlr_retention_days if account is not None else None
+        return min(timedelta(days=days), default) if days else default
 
     # --- to the customer -----------------------------------------------------------
 

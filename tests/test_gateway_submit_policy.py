@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from gw_helpers import admin, gateway_settings, new_account
 from smpp_client import RawClient
 
 from gateway.app import Gateway
+from gateway.simulator import SimulatedNetwork
 from pdu.codec import DeliverSm, DeliverSmResp, SubmitSm
 from pdu.receipt import parse_receipt
 from pdu.status import CommandStatus as S
@@ -81,4 +84,31 @@ async def test_sender_not_enabled_is_refused(gateway):
     assert (await client.request(_submit("33612345679", source="unknown1"))).command_status == (
         S.ESME_RINVSRCADR
     )
+    await client.close()
+
+
+async def test_stop_reply_from_a_mobile_stop_lists_it(gateway):
+    """An MO saying STOP to the account's number puts its sender on the STOP list;
+    the next submit to that mobile ends with error 53 instead of going out. The MO
+    enters where an upstream connector hands it over."""
+    account = await new_account(gateway, credits="10")
+    live = gateway.accounts.get(account["system_id"])
+    await gateway.inbound.add(live.id, "33700000001")
+    mo = SimulatedNetwork().mo("33700000001", text=" stop ")
+    acked: list[int] = []
+    gateway.dispatcher.on_deliver("simulator", mo, acked.append)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not live.is_stop_listed(mo.source_addr):
+        assert loop.time() < deadline, "the STOP was not listed"
+        await asyncio.sleep(0.05)
+    assert acked == [0]
+    client = await _bound(gateway, account)
+    resp = await client.request(_submit(mo.source_addr))
+    assert resp.command_status == 0
+    dlr = await client.read(timeout=10)
+    await client.send(DeliverSmResp(sequence_number=dlr.sequence_number))
+    assert parse_receipt(dlr.short_message).err == 53
+    row = await gateway.messages.get(int(resp.message_id))
+    assert (row["status"], row["error_code"]) == ("REJECTED", 53)
     await client.close()
