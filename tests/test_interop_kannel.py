@@ -133,8 +133,9 @@ async def test_kannel_transceiver_gets_every_dlr(gateway, tmp_path):
     procs = []
     try:
         for box in ("bearerbox", "smsbox"):
-            procs.append(subprocess.Popen([box, str(conf)], stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
+            procs.append(await asyncio.create_subprocess_exec(
+                box, str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL))
             if box == "bearerbox":
                 await _wait(lambda: gateway.bound_sessions(account["system_id"]), 30,
                             "Kannel to bind")
@@ -164,9 +165,10 @@ async def test_kannel_transceiver_gets_every_dlr(gateway, tmp_path):
             proc.terminate()
         for proc in procs:
             try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
                 proc.kill()
+                await proc.wait()
         await dlrs.stop()
     delivered = {r["n"] for r in dlrs.reports if r.get("type") == "1"}
     assert delivered == {str(i) for i in range(MESSAGES)}
