@@ -179,7 +179,8 @@ class Settings:
     outbox_retry_min: float = 1.0
     outbox_retry_max: float = 300.0
     # The provider's vendor TLVs 0x1401 (outgoing_id on DLRs) and 0x1402 (incoming_id on
-    # MOs); off by default because smpplib raises on TLV tags it does not know.
+    # MOs): the default for new accounts (each can change it); off because smpplib
+    # raises on TLV tags it does not know.
     vendor_tlvs: bool = False
     dlr_retry_interval: float = 30.0
     dlr_max_age: float = 7 * 86400.0

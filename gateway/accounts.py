@@ -56,6 +56,7 @@ class Account:
     gsm_packed: bool = False
     max_segments: int = 8
     keep_bodies: bool = True
+    vendor_tlvs: bool = False
     stop_mode: str = "dlr"
     dlr_retention_days: int = 7
     contact_email: str | None = None
@@ -387,6 +388,7 @@ _SETTING_COLUMNS = {
     "gsm_packed": "gsm_packed",
     "max_segments": "max_segments",
     "keep_bodies": "keep_bodies",
+    "vendor_tlvs": "vendor_tlvs",
     "stop_mode": "stop_mode",
     "dlr_retention_days": "dlr_retention_days",
 }

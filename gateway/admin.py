@@ -94,6 +94,7 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "gsm_packed": ("gsm_packed", _flag),
     "max_segments": ("max_segments", _int),
     "keep_bodies": ("keep_bodies", _flag),
+    "vendor_tlvs": ("vendor_tlvs", _flag),
     "dlr_retention_days": ("dlr_retention_days", _int),
     "stop_mode": ("stop_mode", str),
     "contact_email": ("contact_email", lambda v: v or None),
@@ -312,6 +313,7 @@ class AdminServer:
             "gsm_packed": s.default_gsm_packed,
             "max_segments": s.default_max_segments,
             "keep_bodies": s.default_keep_bodies,
+            "vendor_tlvs": s.vendor_tlvs,
             "dlr_retention_days": s.default_dlr_retention_days,
             "stop_mode": s.default_stop_mode,
         }

@@ -158,6 +158,7 @@ SETTING_FLAGS = {
     "gsm_packed": str,
     "max_segments": int,
     "keep_bodies": str,
+    "vendor_tlvs": str,
     "dlr_retention_days": int,
     "stop_mode": str,
 }
@@ -578,6 +579,8 @@ def _setting_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gsm-packed", choices=("yes", "no"), help="GSM 03.38 packed")
     parser.add_argument("--max-segments", type=int, help="segments per message at most")
     parser.add_argument("--keep-bodies", choices=("yes", "no"), help="keep message texts")
+    parser.add_argument("--vendor-tlvs", choices=("yes", "no"),
+                        help="add TLVs 0x1401/0x1402 to DLRs and MOs (smpplib refuses them)")
     parser.add_argument("--dlr-retention-days", type=int,
                         help="days a DLR/MO waits for a bind")
     parser.add_argument("--stop-mode", choices=("dlr", "refuse"),

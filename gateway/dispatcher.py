@@ -267,7 +267,8 @@ class Dispatcher:
                         "kind": "dlr",
                         "body": build_dlr_body(
                             o.msg, o.state, o.error, o.done_at,
-                            network_error=o.network_error, vendor_tlvs=s.vendor_tlvs,
+                            network_error=o.network_error,
+                            vendor_tlvs=self._vendor_tlvs(o.msg.account_id),
                         ),
                         "created_at": o.done_at,
                         "next_attempt_at": o.done_at,
@@ -382,7 +383,7 @@ class Dispatcher:
             })
             deliveries.append({
                 "account_id": account_id, "message_id": mo_id, "kind": "mo",
-                "body": build_mo_body(pdu, mo_id, vendor_tlvs=gw.settings.vendor_tlvs),
+                "body": build_mo_body(pdu, mo_id, vendor_tlvs=self._vendor_tlvs(account_id)),
                 "created_at": now, "next_attempt_at": now,
                 "expires_at": now + self._retention(account_id, expires - now),
             })
@@ -399,6 +400,10 @@ class Dispatcher:
         for row, delivery_id in zip(deliveries, ids):
             self._route(PendingDelivery(delivery_id, row["account_id"], "mo", row["body"]))
         return acks
+
+    def _vendor_tlvs(self, account_id: int) -> bool:
+        account = self.gw.accounts.by_id(account_id)
+        return account.vendor_tlvs if account is not None else self.gw.settings.vendor_tlvs
 
     def _retention(self, account_id: int, default: timedelta) -> timedelta:
         """How long a DLR or MO waits for the customer: the account's own setting, within

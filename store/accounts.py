@@ -146,6 +146,7 @@ ACCOUNT_SETTINGS: dict[str, Any] = {
     "gsm_packed": _bool("gsm_packed"),
     "max_segments": _int_in("max_segments", 1, 255),
     "keep_bodies": _bool("keep_bodies"),
+    "vendor_tlvs": _bool("vendor_tlvs"),
     "dlr_retention_days": _int_in("dlr_retention_days", 1, 365),
     "stop_mode": _stop_mode,
     "auto_topup_threshold": _optional_minor("auto_topup_threshold", positive=False),

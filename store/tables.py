@@ -86,6 +86,7 @@ accounts = sa.Table(
     sa.Column("gsm_packed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("max_segments", sa.Integer, nullable=False, server_default="8"),
     sa.Column("keep_bodies", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("vendor_tlvs", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("dlr_retention_days", sa.Integer, nullable=False, server_default="7"),
     # 'dlr' accepts a submit to a STOP-listed number and fails it (PTT 53); 'refuse'
     # answers the submit with an error. Checked in store.accounts, not by a CHECK:

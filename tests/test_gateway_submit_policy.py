@@ -13,6 +13,7 @@ from gateway.simulator import SimulatedNetwork
 from pdu.codec import DeliverSm, DeliverSmResp, SubmitSm
 from pdu.receipt import parse_receipt
 from pdu.status import CommandStatus as S
+from pdu.tlv import Tag
 
 STOPPED = "33612345678"
 
@@ -112,3 +113,24 @@ async def test_stop_reply_from_a_mobile_stop_lists_it(gateway):
     row = await gateway.messages.get(int(resp.message_id))
     assert (row["status"], row["error_code"]) == ("REJECTED", 53)
     await client.close()
+
+
+async def test_vendor_tlvs_are_a_per_account_choice(gateway):
+    """0x1401 outgoing_id rides on the DLRs of an account that asked for it only:
+    smpplib, for one, refuses TLV tags it does not know."""
+    plain = await new_account(gateway, credits="10")
+    vendor = await new_account(gateway, credits="10", settings={"vendor_tlvs": "yes"})
+    assert gateway.accounts.get(vendor["system_id"]).vendor_tlvs is True
+    seen = {}
+    for account in (plain, vendor):
+        client = await _bound(gateway, account)
+        resp = await client.request(_submit("33612345679"))
+        dlr = await client.read(timeout=10)
+        await client.send(DeliverSmResp(sequence_number=dlr.sequence_number))
+        assert parse_receipt(dlr.short_message).message_id == resp.message_id
+        seen[account["system_id"]] = dlr.get_tlv(Tag.OUTGOING_ID)
+        await client.close()
+    assert seen[plain["system_id"]] is None
+    assert seen[vendor["system_id"]] is not None
+    await admin(gateway, "account.set", system_id=vendor["system_id"], vendor_tlvs="no")
+    assert gateway.accounts.get(vendor["system_id"]).vendor_tlvs is False
