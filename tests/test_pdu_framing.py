@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-import pytest
 
 from pdu.codec import EnquireLink, SubmitSm, encode
 from pdu.framing import Framer, FramingError
