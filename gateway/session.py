@@ -25,6 +25,7 @@ from gateway.states import (
     check_request,
     check_response,
 )
+from gateway.wire import BatchedOutput
 from pdu.codec import (
     HEADER,
     PDU_CLASSES,
@@ -61,7 +62,7 @@ _MAX_SEQUENCE = 0x7FFFFFFF
 FRAMES_PER_TURN = 64
 
 
-class SmppSession(asyncio.Protocol):
+class SmppSession(BatchedOutput, asyncio.Protocol):
     def __init__(self, gateway: Gateway, *, tls: bool = False) -> None:
         self.gw = gateway
         self.tls = tls
@@ -73,9 +74,7 @@ class SmppSession(asyncio.Protocol):
         self._framer = Framer(gateway.settings.max_pdu_size)
         self._frames: deque[bytes] = deque()
         self._paused = False
-        self._out: list[bytes] = []
-        self._flush_scheduled = False
-        self._loop = asyncio.get_running_loop()
+        self.init_output(asyncio.get_running_loop())
         self._seq = 0
         self._binding = False
         self._closing = False
@@ -99,7 +98,7 @@ class SmppSession(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if len(peer) >= 2 else str(peer)
         self.gw.sessions.add(self)
         timeout = self.gw.settings.bind_timeout
-        self._timers.append(self._loop.call_later(timeout, self._bind_timeout))
+        self._timers.append(self.loop.call_later(timeout, self._bind_timeout))
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
@@ -144,7 +143,7 @@ class SmppSession(asyncio.Protocol):
             if not self._paused:
                 self._paused = True
                 self.transport.pause_reading()
-            self._loop.call_soon(self._process)
+            self.loop.call_soon(self._process)
         elif self._paused:
             self._paused = False
             self.transport.resume_reading()
@@ -171,21 +170,8 @@ class SmppSession(asyncio.Protocol):
     # --- output ----------------------------------------------------------------------
 
     def send_pdu(self, pdu: Pdu) -> None:
-        self._write(encode(pdu))
+        self.write(encode(pdu))
         self.gw.metrics.count_pdu("out", pdu.command_id, pdu.command_status)
-
-    def _write(self, data: bytes) -> None:
-        self._out.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._out and self.transport is not None and not self.transport.is_closing():
-            data = b"".join(self._out)
-            self.transport.write(data)
-        self._out.clear()
 
     def next_sequence(self) -> int:
         self._seq = self._seq + 1 if self._seq < _MAX_SEQUENCE else 1
@@ -199,7 +185,7 @@ class SmppSession(asyncio.Protocol):
         if self._closing:
             return
         self._closing = True
-        self._flush()
+        self.flush()
         if self.transport is not None:
             self.transport.close()
 
@@ -239,7 +225,7 @@ class SmppSession(asyncio.Protocol):
             self.respond(pdu)
         elif cid in BIND_COMMANDS:
             self._binding = True
-            self._loop.create_task(self._bind(pdu))
+            self.loop.create_task(self._bind(pdu))
         elif cid == CommandId.UNBIND:
             self._unbind(pdu)
         else:
@@ -327,7 +313,7 @@ class SmppSession(asyncio.Protocol):
         self.state = State.UNBOUND
         self.gw.metrics.sessions_bound.labels(BIND_TYPE[previous]).dec()
         self.gw.on_session_unbound(self)
-        self._timers.append(self._loop.call_later(self.gw.settings.response_timeout, self.close))
+        self._timers.append(self.loop.call_later(self.gw.settings.response_timeout, self.close))
 
     # --- deliveries to the ESME (DLR and MO) -----------------------------------------
 
@@ -351,7 +337,7 @@ class SmppSession(asyncio.Protocol):
             delivery.sent_at = time.monotonic()
             self._deliveries[seq] = delivery
             body = delivery.body
-            self._write(
+            self.write(
                 HEADER.pack(16 + len(body), CommandId.DELIVER_SM, 0, seq) + body
             )
             self.gw.metrics.count_pdu("out", CommandId.DELIVER_SM, 0)

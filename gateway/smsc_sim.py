@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.simulator import SUBMIT_ERRORS, SimulatedNetwork
+from gateway.wire import BatchedOutput
 from pdu.codec import (
     HEADER_SIZE,
     RESPONSE_BIT,
@@ -51,14 +52,12 @@ DELIVER_WINDOW = 10
 REDELIVER_DELAY = 1.0
 
 
-class SimSession(asyncio.Protocol):
+class SimSession(BatchedOutput, asyncio.Protocol):
     def __init__(self, server: SimServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.framer = Framer()
-        self.out: list[bytes] = []
-        self.loop = asyncio.get_running_loop()
-        self.flush_scheduled = False
+        self.init_output(asyncio.get_running_loop())
         self.bind: int | None = None
         self.seq = 0
         self.outstanding: dict[int, bytes] = {}  # seq -> deliver_sm frame awaiting resp
@@ -91,21 +90,6 @@ class SimSession(asyncio.Protocol):
                                           command_status=exc.status))
                 continue
             self.handle(pdu)
-
-    def send(self, pdu: Pdu) -> None:
-        self.write(encode(pdu))
-
-    def write(self, data: bytes) -> None:
-        self.out.append(data)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.flush_scheduled = False
-        if self.out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self.out))
-        self.out.clear()
 
     def close(self) -> None:
         self.flush()

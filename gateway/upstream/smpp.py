@@ -27,6 +27,7 @@ from gateway.upstream.base import (
     DeliverCallback,
     SubmitResult,
 )
+from gateway.wire import BatchedOutput
 from pdu.codec import (
     RESPONSE_BIT,
     BindReceiver,
@@ -88,16 +89,14 @@ def submit_sm_for(msg: NewMessage) -> SubmitSm:
     )
 
 
-class _Link(asyncio.Protocol):
+class _Link(BatchedOutput, asyncio.Protocol):
     """One TCP/TLS connection to the upstream; lives from connect to close."""
 
     def __init__(self, owner: SmppConnector) -> None:
         self.owner = owner
         self.transport: asyncio.Transport | None = None
         self.framer = Framer()
-        self.out: list[bytes] = []
-        self.flush_scheduled = False
-        self.loop = asyncio.get_running_loop()
+        self.init_output(asyncio.get_running_loop())
         self.seq = 0
         self.bound = False
         self.bind_result: asyncio.Future[int] = self.loop.create_future()
@@ -149,21 +148,6 @@ class _Link(asyncio.Protocol):
             self.closed.set_result(None)
 
     # output
-
-    def send(self, pdu: Pdu) -> None:
-        self.write(encode(pdu))
-
-    def write(self, data: bytes) -> None:
-        self.out.append(data)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.flush_scheduled = False
-        if self.out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self.out))
-        self.out.clear()
 
     def close(self) -> None:
         self.flush()
