@@ -103,7 +103,7 @@ def _submit(source: str = "ovh123", ton: int = 5, dest: str = "33601020304",
                     short_message=text)
 
 
-async def _fails(coro, *words: str) -> str:
+async def expect_refusal(coro, *words: str) -> str:
     with pytest.raises(AdminFailed) as info:
         await coro
     message = str(info.value)
@@ -154,7 +154,7 @@ async def test_create_with_settings_senders_and_contact(gateway: Gateway) -> Non
 async def test_create_refuses_bad_input_and_creates_nothing(
     gateway: Gateway, args: dict, words: list[str]
 ) -> None:
-    await _fails(admin(gateway, "account.create", **args), *words)
+    await expect_refusal(admin(gateway, "account.create", **args), *words)
     assert await admin(gateway, "account.list") == []
 
 
@@ -170,9 +170,9 @@ async def test_account_set_changes_live_settings_and_is_audited(gateway: Gateway
                                "bind_limit": 1}
     assert entry["after"] == {"window": 3, "max_segments": 4, "keep_bodies": False,
                               "bind_limit": 2}
-    await _fails(admin(gateway, "account.set", system_id=sid, window=0), "window")
-    await _fails(admin(gateway, "account.set", system_id=sid), "nothing to change")
-    await _fails(admin(gateway, "account.set", system_id="smpp-nobody", window=3),
+    await expect_refusal(admin(gateway, "account.set", system_id=sid, window=0), "window")
+    await expect_refusal(admin(gateway, "account.set", system_id=sid), "nothing to change")
+    await expect_refusal(admin(gateway, "account.set", system_id="smpp-nobody", window=3),
                  "unknown account")
     assert gateway.accounts.get(sid).window == 3
 
@@ -193,7 +193,7 @@ async def test_suspend_refuses_the_next_bind_and_resume_allows_it(gateway: Gatew
     assert await _bind_status(gateway, sid, password) == S.ESME_ROK
     actions = [e["action"] for e in await admin(gateway, "audit.list", target=sid)]
     assert actions[:2] == ["account.resume", "account.suspend"]
-    await _fails(admin(gateway, "account.suspend", system_id="smpp-nobody"), "unknown account")
+    await expect_refusal(admin(gateway, "account.suspend", system_id="smpp-nobody"), "unknown account")
 
 
 # --- credentials and IPs, seen by the next bind --------------------------------------
@@ -210,10 +210,10 @@ async def test_ip_changes_apply_to_the_next_bind(gateway: Gateway) -> None:
     emptied = await admin(gateway, "ip.remove", system_id=sid, ip="192.0.2.1")
     assert emptied["allowed_ips"] == [] and not emptied["can_bind"]
     assert any("cannot bind" in note for note in emptied["notes"])
-    await _fails(admin(gateway, "ip.add", system_id=sid, ip="300.1.1.1"), "300.1.1.1")
-    await _fails(admin(gateway, "ip.add", system_id=sid, ip="10.0.0.1/8"), "host bits")
-    await _fails(admin(gateway, "ip.remove", system_id=sid, ip="10.9.9.9"), "no allowed")
-    await _fails(admin(gateway, "ip.add", system_id="smpp-nobody", ip="10.0.0.1"), "unknown")
+    await expect_refusal(admin(gateway, "ip.add", system_id=sid, ip="300.1.1.1"), "300.1.1.1")
+    await expect_refusal(admin(gateway, "ip.add", system_id=sid, ip="10.0.0.1/8"), "host bits")
+    await expect_refusal(admin(gateway, "ip.remove", system_id=sid, ip="10.9.9.9"), "no allowed")
+    await expect_refusal(admin(gateway, "ip.add", system_id="smpp-nobody", ip="10.0.0.1"), "unknown")
 
 
 async def test_ip_list_has_a_maximum(tmp_path) -> None:
@@ -222,7 +222,7 @@ async def test_ip_list_has_a_maximum(tmp_path) -> None:
     try:
         sid = (await new_account(gw, ips=("10.0.0.1", "10.0.0.2")))["system_id"]
         await admin(gw, "ip.add", system_id=sid, ip="10.0.0.3")
-        await _fails(admin(gw, "ip.add", system_id=sid, ip="10.0.0.4"), "maximum of 3")
+        await expect_refusal(admin(gw, "ip.add", system_id=sid, ip="10.0.0.4"), "maximum of 3")
         assert len((await admin(gw, "ip.list", system_id=sid))["allowed_ips"]) == 3
     finally:
         await gw.stop()
@@ -313,15 +313,15 @@ async def test_only_enabled_senders_of_the_right_kind_may_submit(gateway: Gatewa
 )
 async def test_sender_add_refuses_bad_input(gateway: Gateway, args: dict, words) -> None:
     sid = (await new_account(gateway))["system_id"]
-    await _fails(admin(gateway, "sender.add", system_id=sid, **args), *words)
+    await expect_refusal(admin(gateway, "sender.add", system_id=sid, **args), *words)
 
 
 async def test_sender_ops_on_unknown_things(gateway: Gateway) -> None:
     sid = (await new_account(gateway))["system_id"]
-    await _fails(admin(gateway, "sender.set_state", system_id=sid, sender="NOPE",
+    await expect_refusal(admin(gateway, "sender.set_state", system_id=sid, sender="NOPE",
                        state="enabled"), "no sender")
-    await _fails(admin(gateway, "sender.remove", system_id=sid, sender="NOPE"), "no sender")
-    await _fails(admin(gateway, "sender.list", system_id="smpp-nobody"), "unknown account")
+    await expect_refusal(admin(gateway, "sender.remove", system_id=sid, sender="NOPE"), "no sender")
+    await expect_refusal(admin(gateway, "sender.list", system_id="smpp-nobody"), "unknown account")
 
 
 # --- rates and prices -----------------------------------------------------------------
@@ -369,12 +369,12 @@ async def test_rates_price_submits_by_longest_prefix(gateway: Gateway) -> None:
     ],
 )
 async def test_rate_set_refuses_bad_input(gateway: Gateway, args: dict, words) -> None:
-    await _fails(admin(gateway, "rate.set", **args), *words)
+    await expect_refusal(admin(gateway, "rate.set", **args), *words)
     assert await admin(gateway, "rate.list") == []
 
 
 async def test_rate_remove_unknown_prefix(gateway: Gateway) -> None:
-    await _fails(admin(gateway, "rate.remove", prefix="99"), "no rate")
+    await expect_refusal(admin(gateway, "rate.remove", prefix="99"), "no rate")
 
 
 # --- credits ------------------------------------------------------------------------
@@ -399,7 +399,7 @@ async def test_transfer_moves_credit_both_ways_in_the_ledger(gateway: Gateway) -
         ({"from": a, "to": b}, "amount"),
     ]
     for args, word in cases:
-        await _fails(admin(gateway, "credits.transfer", **args), word)
+        await expect_refusal(admin(gateway, "credits.transfer", **args), word)
     assert (await admin(gateway, "balance.show", system_id=a))["balance"] == "7.50"
     assert gateway.accounts.get(a).reserved == 0
     entry = (await admin(gateway, "audit.list", action="credits.transfer"))[0]
@@ -475,11 +475,11 @@ async def test_auto_topup_refills_after_a_debit_within_the_monthly_cap(gateway: 
     await _books_balance(gateway)
     off = await admin(gateway, "credits.auto_topup", system_id=sid, off=True)
     assert off["auto_topup_amount"] is None
-    await _fails(admin(gateway, "credits.auto_topup", system_id=sid, threshold="1",
+    await expect_refusal(admin(gateway, "credits.auto_topup", system_id=sid, threshold="1",
                        amount="0"), "positive")
-    await _fails(admin(gateway, "credits.auto_topup", system_id=sid, threshold="1",
+    await expect_refusal(admin(gateway, "credits.auto_topup", system_id=sid, threshold="1",
                        amount="5", monthly_cap="2"), "cap")
-    await _fails(admin(gateway, "credits.auto_topup", system_id=sid, threshold="-1",
+    await expect_refusal(admin(gateway, "credits.auto_topup", system_id=sid, threshold="-1",
                        amount="5"), "negative")
 
 
@@ -509,7 +509,7 @@ async def test_low_balance_alert_mails_logs_and_counts_once_per_crossing(
     assert gw.metrics.low_balance_alerts._value.get() == 2
     off = await admin(gw, "credits.alert", system_id=sid, off=True)
     assert off["low_balance_threshold"] is None
-    await _fails(admin(gw, "credits.alert", system_id=sid), "threshold")
+    await expect_refusal(admin(gw, "credits.alert", system_id=sid), "threshold")
 
 
 # --- STOP list ----------------------------------------------------------------------
@@ -527,10 +527,10 @@ async def test_stop_list_ops_reach_the_directory(gateway: Gateway) -> None:
     assert [(e["destination"], e["note"]) for e in listed] == [("33612345678", "STOP by SMS")]
     await admin(gateway, "stop.remove", system_id=sid, destination="33612345678")
     assert not gateway.accounts.get(sid).is_stop_listed("33612345678")
-    await _fails(admin(gateway, "stop.remove", system_id=sid, destination="33612345678"),
+    await expect_refusal(admin(gateway, "stop.remove", system_id=sid, destination="33612345678"),
                  "no stop")
-    await _fails(admin(gateway, "stop.add", system_id=sid, destination="hello"), "digits")
-    await _fails(admin(gateway, "stop.add", system_id="smpp-nobody", destination="336"),
+    await expect_refusal(admin(gateway, "stop.add", system_id=sid, destination="hello"), "digits")
+    await expect_refusal(admin(gateway, "stop.add", system_id="smpp-nobody", destination="336"),
                  "unknown")
 
 
@@ -571,10 +571,10 @@ async def test_history_query_filters_and_delete(gateway: Gateway) -> None:
                           message_ids=[rows[0]["id"], rows[1]["id"]])
     assert deleted == {"system_id": sid, "deleted": 2, "asked": 2}
     assert len(await admin(gateway, "history.query", system_id=sid)) == 4
-    await _fails(admin(gateway, "history.query", since="yesterday"), "iso 8601")
-    await _fails(admin(gateway, "history.query", status="LOST"), "status")
-    await _fails(admin(gateway, "history.query", system_id="smpp-nobody"), "unknown account")
-    await _fails(admin(gateway, "history.delete", system_id=sid), "message_ids")
+    await expect_refusal(admin(gateway, "history.query", since="yesterday"), "iso 8601")
+    await expect_refusal(admin(gateway, "history.query", status="LOST"), "status")
+    await expect_refusal(admin(gateway, "history.query", system_id="smpp-nobody"), "unknown account")
+    await expect_refusal(admin(gateway, "history.delete", system_id=sid), "message_ids")
     # The ledger keeps every debit: the books still balance over the history that is left.
     await _books_balance(gateway)
     async with gateway.engine.connect() as conn:

@@ -91,7 +91,9 @@ def test_success_clears_failures(clock: FakeClock) -> None:
 
 
 def test_success_of_unknown_key_is_harmless(clock: FakeClock) -> None:
-    make(clock).record_success("nobody")
+    throttle = make(clock)
+    throttle.record_success("nobody")
+    assert not throttle.is_blocked("nobody")
 
 
 def test_failures_while_blocked_do_not_extend_cooldown(clock: FakeClock) -> None:

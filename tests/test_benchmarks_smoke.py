@@ -44,7 +44,7 @@ def _sane_latency(lat: dict, count: int) -> None:
     assert 0 <= lat["p50"] <= lat["p99"] <= lat["max"]
 
 
-def _all_acknowledged(doc: dict, messages: int) -> dict:
+def check_all_acknowledged(doc: dict, messages: int) -> dict:
     r = doc["result"]
     assert r["statuses"] == {"ESME_ROK": messages}, r["statuses"]
     assert r["submitted"] == r["responses"] == messages
@@ -65,7 +65,7 @@ def test_every_scenario_wrote_a_result_with_machine_and_target(results):
 
 def test_throughput_acknowledges_every_submit_and_is_read_against_the_floor(results):
     spec = LOADS["throughput"]["tiny"]
-    r = _all_acknowledged(results["throughput"], spec["messages"])
+    r = check_all_acknowledged(results["throughput"], spec["messages"])
     assert r["sessions_bound"] == spec["sessions"]
     assert r["dlrs_received"] == 0
     assert 0 < r["fraction_of_floor"]
@@ -74,7 +74,7 @@ def test_throughput_acknowledges_every_submit_and_is_read_against_the_floor(resu
 
 def test_receipts_bring_back_one_dlr_per_message(results):
     spec = LOADS["receipts"]["tiny"]
-    r = _all_acknowledged(results["receipts"], spec["messages"])
+    r = check_all_acknowledged(results["receipts"], spec["messages"])
     assert r["dlrs_expected"] == r["dlrs_matched"] == r["dlrs_received"] == spec["messages"]
     assert r["dlrs_duplicate"] == r["dlrs_unmatched"] == 0
     assert r["dlr_stats"] == {"DELIVRD": spec["messages"]}
@@ -83,7 +83,7 @@ def test_receipts_bring_back_one_dlr_per_message(results):
 
 def test_latency_sends_at_the_fixed_rate(results):
     spec = LOADS["latency"]["tiny"]
-    r = _all_acknowledged(results["latency"], int(spec["rate"] * spec["duration"]))
+    r = check_all_acknowledged(results["latency"], int(spec["rate"] * spec["duration"]))
     assert r["mode"] == "paced" and r["target_rate"] == spec["rate"]
 
 
@@ -105,7 +105,7 @@ def test_codec_measures_each_operation(results):
 
 
 def test_floor_answers_every_submit(results):
-    _all_acknowledged(results["floor"], LOADS["floor"]["tiny"]["messages"])
+    check_all_acknowledged(results["floor"], LOADS["floor"]["tiny"]["messages"])
 
 
 def test_forward_reaches_the_upstream_or_says_why_not(results):
@@ -114,7 +114,7 @@ def test_forward_reaches_the_upstream_or_says_why_not(results):
         assert "upstream connector not available" in doc["skipped"]
         return
     spec = LOADS["forward"]["tiny"]
-    r = _all_acknowledged(doc, spec["messages"])
+    r = check_all_acknowledged(doc, spec["messages"])
     assert r["upstream_received"] == spec["messages"]
 
 

@@ -174,7 +174,8 @@ def test_consistency_checks(kwargs: dict[str, Any], setting: str, message: str) 
     ],
 )
 def test_valid_edge_configurations(kwargs: dict[str, Any]) -> None:
-    Settings(**kwargs)
+    settings = Settings(**kwargs)
+    assert all(getattr(settings, name) == value for name, value in kwargs.items())
 
 
 def test_metrics_disabled_by_minus_one() -> None:

@@ -48,7 +48,7 @@ async def _store_has_everything(gw: Gateway) -> None:
         await asyncio.sleep(0.05)
 
 
-def _exactly_once(ours: set[str], *sessions: Esme) -> None:
+def assert_exactly_once(ours: set[str], *sessions: Esme) -> None:
     seen: dict[str, int] = {}
     for esme in sessions:
         for mid, receipts in esme.receipts.items():
@@ -69,7 +69,7 @@ async def test_pending_receipts_arrive_once_after_rebind(tmp_path):
         await wait_for(lambda: len(first.receipts) + len(second.receipts) >= N, 20)
         await asyncio.sleep(1.5)  # a duplicate would come with the next sweep
         await second.close()
-        _exactly_once(ours, first, second)
+        assert_exactly_once(ours, first, second)
     finally:
         await gw.stop()
 
@@ -94,7 +94,7 @@ async def test_pending_receipts_arrive_once_after_a_gateway_restart(tmp_path, ca
         await wait_for(lambda: len(first.receipts) + len(second.receipts) >= N, 20)
         await asyncio.sleep(1.5)
         await second.close()
-        _exactly_once(ours, first, second)
+        assert_exactly_once(ours, first, second)
     finally:
         await gw.stop()
     assert any("re-driving" in r.getMessage() for r in caplog.records), (
