@@ -26,7 +26,7 @@ from gateway.admin import AdminServer
 from gateway.dispatcher import Dispatcher
 from gateway.ids import MessageIdGenerator
 from gateway.metrics import GatewayMetrics, MetricsServer
-from gateway.outbox import Outbox, message_from_row
+from gateway.outbox import CLAIM_LEASE, Outbox, message_from_row, outbox_node
 from gateway.retention import RetentionJob
 from gateway.states import RECEIVING_STATES
 from gateway.submit import Submitter
@@ -92,7 +92,8 @@ class Gateway:
         await self.accounts.load()
         await self._floor_message_ids()
         self.batcher = WriteBehindBatcher(
-            self.engine, max_batch=s.batch_max_size, max_delay=s.batch_max_delay_ms / 1000
+            self.engine, max_batch=s.batch_max_size, max_delay=s.batch_max_delay_ms / 1000,
+            claim_for=(outbox_node(s.node_id), CLAIM_LEASE),
         )
         await self.batcher.start()
         self.dispatcher = Dispatcher(self)

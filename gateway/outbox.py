@@ -21,7 +21,7 @@ from gateway.router import Router
 from gateway.upstream.backoff import backoff_delay
 from gateway.upstream.base import Connector, SubmitResult
 from pdu.receipt import MessageState
-from store.batcher import NewMessage
+from store.batcher import NewMessage, claimable
 from store.outbox import Handed, OutboxStore
 
 if TYPE_CHECKING:
@@ -40,6 +40,11 @@ EXPIRY_CHECK_INTERVAL = 5.0  # while no connector is up
 _MESSAGE_FIELDS = tuple(f.name for f in fields(NewMessage))
 
 
+def outbox_node(node_id: int) -> str:
+    """The name this node's outbox claims messages under."""
+    return f"node-{node_id}"
+
+
 def message_from_row(row: dict[str, Any]) -> NewMessage:
     return NewMessage(**{name: row.get(name) for name in _MESSAGE_FIELDS})
 
@@ -50,7 +55,7 @@ class Outbox:
         self.connectors = connectors
         self.router = router
         self.store = OutboxStore(gateway.engine)
-        self.node = f"node-{gateway.settings.node_id}"
+        self.node = outbox_node(gateway.settings.node_id)
         s = gateway.settings
         self._retry_min, self._retry_max = s.outbox_retry_min, s.outbox_retry_max
         self._handed: Coalescer[Handed] = Coalescer("outbox-handed", self._flush_handed)
@@ -135,9 +140,20 @@ class Outbox:
 
     # --- one message ---------------------------------------------------------------
 
+    def committed(self, msg: NewMessage) -> None:
+        """The batcher committed `msg`. One due now was committed already claimed for
+        this node, so it is sent from memory; should this node die first, the claim's
+        lease runs out (or the next start releases it) and it is claimed from the store
+        as usual. A scheduled one waits in the store for a later look."""
+        if claimable(msg):
+            self._dispatch_message(msg, 0, datetime.now(UTC))
+        else:
+            self._wake.set()
+
     def _dispatch(self, row: dict[str, Any], now: datetime) -> None:
-        msg = message_from_row(row)
-        attempts = int(row.get("attempts") or 0)
+        self._dispatch_message(message_from_row(row), int(row.get("attempts") or 0), now)
+
+    def _dispatch_message(self, msg: NewMessage, attempts: int, now: datetime) -> None:
         if msg.expires_at is not None and msg.expires_at <= now:
             log.info("message %s expired before an upstream took it", msg.id)
             self._end(msg, MessageState.EXPIRED, 0, "expired")

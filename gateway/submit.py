@@ -174,7 +174,7 @@ class Submitter:
             gw.metrics.credits_debited.inc(msg.cost / 100)
             gw.metrics.messages.labels("MT", "accepted").inc()
             session.respond(pdu, 0, message_id=str(msg.id))
-            gw.outbox.notify()
+            self.gw.outbox.committed(msg)
             return
         gw.accounts.release(account, msg.cost)
         if isinstance(exc, InsufficientCredit):
@@ -284,8 +284,8 @@ class Submitter:
             gw.metrics.credits_debited.inc(msg.cost / 100)
             gw.metrics.messages.labels("MT", "accepted").inc()
             first_id = first_id or str(msg.id)
+            self.gw.outbox.committed(msg)
         gw.accounts.after_debit(account)
-        gw.outbox.notify()
         if first_id is None:
             session.respond(pdu, CommandStatus.ESME_RSUBMITFAIL, unsuccess_smes=unsuccess)
         else:

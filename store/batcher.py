@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.engine import writer
 from store.errors import AccountNotFound, InsufficientCredit, StoreError
-from store.tables import accounts, ledger, messages
+from store.tables import accounts, ledger, messages, upstream_attempts
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,32 @@ _FIELDS = tuple(f.name for f in fields(NewMessage))
 _Pending = tuple[NewMessage, "asyncio.Future[None]"]
 
 
+def claimable(msg: NewMessage) -> bool:
+    """A message the outbox may send at once: accepted, outgoing, not scheduled later."""
+    return msg.status == "ACCEPTED" and msg.direction == "MT" and (
+        msg.schedule_at is None or msg.schedule_at <= msg.created_at
+    )
+
+
 class WriteBehindBatcher:
     """Group-commits NewMessage rows and their 'debit' ledger rows."""
 
     def __init__(
-        self, engine: AsyncEngine, *, max_batch: int = 1000, max_delay: float = 0.002
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 1000,
+        max_delay: float = 0.002,
+        claim_for: tuple[str, timedelta] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if max_delay < 0:
             raise ValueError("max_delay must not be negative")
         self._engine = writer(engine)
+        # (node, lease): messages due now are committed already claimed by this node's
+        # outbox, which then sends them from memory instead of reading them back.
+        self._claim_for = claim_for
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._pending: list[_Pending] = []
@@ -172,6 +187,16 @@ class WriteBehindBatcher:
                     ]
                     if debits:
                         await conn.execute(ledger.insert(), debits)
+                    if self._claim_for is not None:
+                        node, lease = self._claim_for
+                        claims = [
+                            {"message_id": msg.id, "attempts": 0, "in_flight": True,
+                             "next_attempt_at": msg.created_at + lease, "claimed_by": node,
+                             "last_error": None}
+                            for msg in accepted if claimable(msg)
+                        ]
+                        if claims:
+                            await conn.execute(upstream_attempts.insert(), claims)
         except Exception as exc:  # noqa: BLE001 - any failure is handed to the submitters
             # The transaction rolled back: nothing of this batch was written.
             log.warning("write-behind batch of %d failed: %r", len(batch), exc)

@@ -185,7 +185,7 @@ async def _insert(gw: Gateway, account: dict, **fields) -> NewMessage:
     account_id = gw.accounts.get(account["system_id"]).id
     msg = new_message(gw.ids.next_id(), account_id, cost=0, source_addr="ACME", **fields)
     await gw.batcher.submit(msg)
-    gw.outbox.notify()
+    gw.outbox.committed(msg)
     return msg
 
 
