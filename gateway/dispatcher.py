@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from gateway.coalescer import Coalescer
 from gateway.outbox import message_from_row
 from gateway.upstream.base import Ack
-from pdu.codec import DeliverSm, encode_body
+from pdu.codec import DeliverSm, addresses, encode_body
 from pdu.receipt import InvalidReceipt, Receipt, format_receipt, parse_receipt, stat_for_state
 from pdu.status import CommandStatus
 from pdu.text import decode_short_message
@@ -171,12 +171,7 @@ def build_mo_body(pdu: DeliverSm, incoming_id: int, *, vendor_tlvs: bool = False
     if vendor_tlvs:
         tlvs.append(cstr_tlv(Tag.INCOMING_ID, str(incoming_id)))
     out = DeliverSm(
-        source_addr_ton=pdu.source_addr_ton,
-        source_addr_npi=pdu.source_addr_npi,
-        source_addr=pdu.source_addr,
-        dest_addr_ton=pdu.dest_addr_ton,
-        dest_addr_npi=pdu.dest_addr_npi,
-        destination_addr=pdu.destination_addr,
+        **addresses(pdu),
         esm_class=pdu.esm_class & ESM_UDHI,
         protocol_id=pdu.protocol_id,
         data_coding=pdu.data_coding,

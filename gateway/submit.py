@@ -24,6 +24,7 @@ from pdu.codec import (
     SubmitMulti,
     SubmitSm,
     UnsuccessSme,
+    addresses,
 )
 from pdu.receipt import MessageState
 from pdu.status import CommandStatus
@@ -191,12 +192,7 @@ class Submitter:
         as_submit = SubmitSm(
             sequence_number=pdu.sequence_number,
             service_type=pdu.service_type,
-            source_addr_ton=pdu.source_addr_ton,
-            source_addr_npi=pdu.source_addr_npi,
-            source_addr=pdu.source_addr,
-            dest_addr_ton=pdu.dest_addr_ton,
-            dest_addr_npi=pdu.dest_addr_npi,
-            destination_addr=pdu.destination_addr,
+            **addresses(pdu),
             esm_class=pdu.esm_class,
             registered_delivery=pdu.registered_delivery,
             data_coding=pdu.data_coding,

@@ -449,6 +449,17 @@ RESPONSE_CLASS: dict[int, type[Pdu]] = {
 }
 
 
+ADDRESS_FIELDS = (
+    "source_addr_ton", "source_addr_npi", "source_addr",
+    "dest_addr_ton", "dest_addr_npi", "destination_addr",
+)
+
+
+def addresses(pdu: Pdu) -> dict[str, Any]:
+    """The source and destination of a message PDU, to build another from it."""
+    return {name: getattr(pdu, name) for name in ADDRESS_FIELDS}
+
+
 def response_for(request: Pdu, status: int = 0, **body: Any) -> Pdu:
     """The response PDU matching a request, with the same sequence_number."""
     cls = RESPONSE_CLASS.get(request.command_id)
