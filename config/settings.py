@@ -184,6 +184,10 @@ class Settings:
     vendor_tlvs: bool = False
     dlr_retry_interval: float = 30.0
     dlr_max_age: float = 7 * 86400.0
+    # A submit without validity_period expires after default_validity (EXPIRED receipt);
+    # a longer validity_period than max_validity is cut to max_validity.
+    default_validity: float = 48 * 3600.0
+    max_validity: float = 7 * 86400.0
 
     create_demo_account: bool = True
     # Part of every message id, so nodes sharing one store never mint the same id.
@@ -245,6 +249,12 @@ class Settings:
                         "set tls_port to enable the TLS listener",
                         setting=name,
                     )
+        if self.default_validity > self.max_validity:
+            raise ConfigError(
+                f"must not exceed max_validity ({self.max_validity:g} s)",
+                setting="default_validity",
+                value=self.default_validity,
+            )
         if self.tls_port is not None and self.tls_port == self.smpp_port != 0:
             raise ConfigError(
                 f"must differ from smpp_port ({self.smpp_port})",
@@ -330,6 +340,8 @@ RULES: dict[str, Rule] = {
     "vendor_tlvs": _BOOL,
     "dlr_retry_interval": _positive("seconds"),
     "dlr_max_age": _positive("seconds"),
+    "default_validity": _positive("seconds"),
+    "max_validity": _positive("seconds"),
     "create_demo_account": _BOOL,
     "node_id": _int_between(0, 1023),
     "log_level": _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),

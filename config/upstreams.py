@@ -8,8 +8,9 @@ host = "10.0.0.7"
 port = 2775
 system_id = "acme"
 password = "secret"
-bind = "transceiver"        # transmitter | receiver | transceiver
+bind = "transceiver"        # transmitter | receiver | transceiver | transmitter+receiver
 tls = false
+long_messages = "udh"       # a long message goes as UDH parts, "sar" parts, or whole "payload"
 window = 10                 # submit_sm outstanding at once
 throughput = 100.0          # submit_sm per second
 enquire_link_interval = 30.0
@@ -35,9 +36,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from config.errors import ConfigError
 
-BIND_MODES = ("transmitter", "receiver", "transceiver")
+# "transmitter+receiver" opens two connections to the upstream, a TX for submits and an
+# RX for receipts and MOs, as SMSCs that offer no transceiver want.
+BIND_MODES = ("transmitter", "receiver", "transceiver", "transmitter+receiver")
 CONNECTOR_TYPES = ("smpp", "simulator")
-OUTCOMES = ("delivered", "undeliverable", "expired", "rejected", "throttled", "refused")
+LONG_MESSAGE_MODES = ("udh", "sar", "payload")
+# "absent": the subscriber is unreachable (UNDELIV, GSM MAP error 27); when the message
+# asked for set_dpf, the simulator later reports the subscriber back (alert_notification).
+OUTCOMES = (
+    "delivered", "undeliverable", "expired", "rejected", "absent", "throttled", "refused",
+)
 DEFAULT_SIMULATOR = "simulator"
 
 
@@ -59,11 +67,14 @@ class UpstreamConfig:
     response_timeout: float = 10.0
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
+    # How a message longer than one SMS that the client did not split goes upstream.
+    long_messages: str = "udh"
     # simulator only
     latency_ms: float = 200.0
     mix: str = "delivered=1"
     mo_rate: float = 0.0
     mo_to: tuple[str, ...] = ()
+    alert_after_ms: float = 1000.0
 
     def __post_init__(self) -> None:
         where = f"upstreams[{self.name!r}]"
@@ -76,6 +87,9 @@ class UpstreamConfig:
         if self.bind not in BIND_MODES:
             raise ConfigError(f"{where}.bind must be one of {BIND_MODES}",
                               setting="upstreams", value=self.bind)
+        if self.long_messages not in LONG_MESSAGE_MODES:
+            raise ConfigError(f"{where}.long_messages must be one of {LONG_MESSAGE_MODES}",
+                              setting="upstreams", value=self.long_messages)
         for name in ("window", "port"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name} must be a positive integer",
@@ -154,7 +168,7 @@ def _upstream(raw: Any) -> UpstreamConfig:
     if "mo_to" in values:
         values["mo_to"] = tuple(str(n) for n in values["mo_to"])
     for name in ("throughput", "enquire_link_interval", "response_timeout", "reconnect_min",
-                 "reconnect_max", "latency_ms", "mo_rate"):
+                 "reconnect_max", "latency_ms", "mo_rate", "alert_after_ms"):
         if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
             values[name] = float(values[name])
     return UpstreamConfig(**values)

@@ -52,6 +52,8 @@ class Tag(IntEnum):
     DELIVERY_FAILURE_REASON = 0x0425
     MORE_MESSAGES_TO_SEND = 0x0426
     MESSAGE_STATE = 0x0427
+    # SMPP 5.0 (section 4.8.4.19): the MC's load, 0 idle .. 100 congested.
+    CONGESTION_STATE = 0x0428
     USSD_SERVICE_OP = 0x0501
     DISPLAY_TIME = 0x1201
     SMS_SIGNAL = 0x1203
@@ -120,6 +122,7 @@ TLV_SPECS: dict[int, TlvSpec] = {
     Tag.DELIVERY_FAILURE_REASON: _int(1),
     Tag.MORE_MESSAGES_TO_SEND: _int(1),
     Tag.MESSAGE_STATE: _int(1),
+    Tag.CONGESTION_STATE: _int(1),
     Tag.USSD_SERVICE_OP: _int(1),
     Tag.DISPLAY_TIME: _int(1),
     Tag.SMS_SIGNAL: _int(2),

@@ -46,6 +46,18 @@ class NewMessage:
     created_at: datetime
     schedule_at: datetime | None = None
     expires_at: datetime | None = None
+    # What the client set that goes upstream as it came (see store.tables.messages).
+    service_type: str = ""
+    protocol_id: int = 0
+    priority_flag: int = 0
+    tlvs: bytes | None = None
+    # submit_multi: the message_id the client holds for all of its destinations.
+    group_id: int | None = None
+
+    @property
+    def client_id(self) -> str:
+        """The message_id the client was given for this row (and its receipts carry)."""
+        return str(self.group_id or self.id)
 
 
 _FIELDS = tuple(f.name for f in fields(NewMessage))

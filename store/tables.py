@@ -97,6 +97,15 @@ accounts = sa.Table(
     sa.Column("auto_topup_amount", sa.BigInteger, nullable=True),
     sa.Column("auto_topup_monthly_cap", sa.BigInteger, nullable=True),
     sa.Column("low_balance_threshold", sa.BigInteger, nullable=True),
+    # Migration 0005. 'lenient' takes any source TON/NPI for an exact enabled sender and
+    # normalises it; 'strict' refuses what does not fit the sender's kind exactly.
+    sa.Column("addressing", sa.String(8), nullable=False, server_default="lenient"),
+    # Where the gateway sends outbind when receipts wait and no receiver is bound
+    # ("host:port"), and the system_id/password it presents there. The password is the
+    # gateway's own credential towards the ESME, so it is kept readable.
+    sa.Column("outbind_address", sa.String(255), nullable=True),
+    sa.Column("outbind_system_id", sa.String(16), nullable=True),
+    sa.Column("outbind_password", sa.String(9), nullable=True),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("status IN ('active', 'suspended')", name="status"),
 )
@@ -158,10 +167,66 @@ messages = sa.Table(
     sa.Column("done_at", UTCDateTime, nullable=True),
     sa.Column("schedule_at", UTCDateTime, nullable=True),
     sa.Column("expires_at", UTCDateTime, nullable=True),
+    # Migration 0005: what the client set that goes upstream with the message.
+    sa.Column("service_type", sa.String(6), nullable=False, server_default=""),
+    sa.Column("protocol_id", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("priority_flag", sa.SmallInteger, nullable=False, server_default="0"),
+    # The client's optional parameters (sar_*, ports, set_dpf, vendor tags...) as their
+    # wire encoding; message_payload is not among them (its bytes are `body`).
+    sa.Column("tlvs", sa.LargeBinary, nullable=True),
+    # submit_multi: the one message_id the client holds for every destination's row.
+    sa.Column("group_id", sa.BigInteger, nullable=True),
     sa.CheckConstraint("direction IN ('MT', 'MO')", name="direction"),
     sa.Index("ix_messages_account_created", "account_id", "created_at"),
     sa.Index("ix_messages_status", "status"),
     sa.Index("ix_messages_upstream", "upstream", "upstream_id"),
+    sa.Index("ix_messages_group_id", "group_id"),
+)
+
+# Migration 0005. The segments of a message the gateway split for its upstream: each
+# has its own upstream id and outcome; the message is final when every part is.
+message_parts = sa.Table(
+    "message_parts",
+    metadata,
+    sa.Column("message_id", sa.BigInteger, nullable=False),
+    sa.Column("part_no", sa.SmallInteger, nullable=False),
+    sa.Column("parts", sa.SmallInteger, nullable=False),
+    sa.Column("upstream", sa.String(64), nullable=True),
+    sa.Column("upstream_id", sa.String(65), nullable=True),
+    # SMPP message_state of this part once its receipt came (NULL until then).
+    sa.Column("state", sa.SmallInteger, nullable=True),
+    sa.Column("error_code", sa.Integer, nullable=True),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.PrimaryKeyConstraint("message_id", "part_no"),
+    sa.Index("ix_message_parts_upstream", "upstream", "upstream_id"),
+)
+
+# Migration 0005. A message failed because the subscriber was absent and its submit
+# asked for set_dpf: when the upstream says the subscriber is back (alert_notification),
+# the account's receiver is told (SMPP 3.4 section 4.12).
+alert_requests = sa.Table(
+    "alert_requests",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("ms_addr", sa.String(21), nullable=False),
+    sa.Column("ms_ton", sa.SmallInteger, nullable=False),
+    sa.Column("ms_npi", sa.SmallInteger, nullable=False),
+    sa.Column("esme_addr", sa.String(65), nullable=False),
+    sa.Column("esme_ton", sa.SmallInteger, nullable=False),
+    sa.Column("esme_npi", sa.SmallInteger, nullable=False),
+    # Set once the upstream reported the subscriber back; cleared rows are deleted
+    # when a receiver took the alert_notification.
+    sa.Column("alerted_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("account_id", "ms_addr", "esme_addr"),
+    sa.Index("ix_alert_requests_ms_addr", "ms_addr"),
 )
 
 deliveries = sa.Table(
@@ -232,6 +297,7 @@ inbound_numbers = sa.Table(
 SENDER_KINDS = ("alphanumeric", "shortcode", "numeric")
 SENDER_STATES = ("pending", "enabled", "disabled", "refused")
 STOP_MODES = ("dlr", "refuse")
+ADDRESSING_MODES = ("lenient", "strict")
 
 senders = sa.Table(
     "senders",
