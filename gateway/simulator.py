@@ -1,11 +1,11 @@
 """The SMSC simulator: an upstream that needs no network, and its model of a mobile network.
 
 `SimulatedNetwork` decides what happens to a submitted message (the outcome mix:
-delivered, undeliverable, expired, rejected as receipts; throttled or refused as a
-submit_sm_resp error) and writes the receipts and MOs a real SMSC would send.
-`SimulatorConnector` runs that model in-process as a connector, so a fresh install and
-the tests have an upstream; `gateway.smsc_sim` runs the same model as a standalone SMPP
-server. Receipts go through the same parsing as a real upstream's.
+delivered, undeliverable, expired, rejected, absent as receipts; throttled or refused as
+a submit_sm_resp error) and writes the receipts, MOs and alert_notifications a real SMSC
+would send. `SimulatorConnector` runs that model in-process as a connector, so a fresh
+install and the tests have an upstream; `gateway.smsc_sim` runs the same model as a
+standalone SMPP server. Receipts go through the same parsing as a real upstream's.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ import asyncio
 import itertools
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from config.upstreams import UpstreamConfig, parse_mix
 from gateway.upstream.base import NOT_SENT, Connector, DeliverCallback, SubmitResult
-from pdu.codec import DeliverSm
+from pdu.codec import AlertNotification, DataSm, DeliverSm, addresses
 from pdu.receipt import MessageState, Receipt, format_receipt, stat_for_state
 from pdu.status import CommandStatus
 from pdu.text import decode_short_message
-from pdu.tlv import Tag, cstr_tlv, int_tlv
+from pdu.tlv import Tag, TlvError, as_int, cstr_tlv, decode_tlvs, int_tlv
 from store.batcher import NewMessage
 
 ESM_CLASS_RECEIPT = 0x04
@@ -33,6 +34,8 @@ RECEIPT_STATES = {
     "undeliverable": MessageState.UNDELIVERABLE,
     "expired": MessageState.EXPIRED,
     "rejected": MessageState.REJECTED,
+    # The subscriber is unreachable; with set_dpf the network reports it back later.
+    "absent": MessageState.UNDELIVERABLE,
 }
 SUBMIT_ERRORS = {
     "throttled": CommandStatus.ESME_RTHROTTLED,  # temporary: the gateway retries
@@ -40,6 +43,9 @@ SUBMIT_ERRORS = {
 }
 # GSM MAP error carried in err: and network_error_code for failures (27 = absent subscriber).
 FAILURE_ERROR = 27
+# network_error_code's first octet (SMPP 3.4 5.3.2.31): 1 ANSI-136, 2 IS-95, 3 GSM.
+NETWORK_TYPE_GSM = 3
+MS_AVAILABLE = 0  # ms_availability_status (5.3.2.30)
 
 
 class SimulatedNetwork:
@@ -80,8 +86,7 @@ class SimulatedNetwork:
         )
         tlvs = [cstr_tlv(Tag.RECEIPTED_MESSAGE_ID, upstream_id), int_tlv(Tag.MESSAGE_STATE, state)]
         if err:
-            # network type 1 (GSM), then the 2-octet error code.
-            tlvs.append((Tag.NETWORK_ERROR_CODE, bytes((1,)) + err.to_bytes(2, "big")))
+            tlvs.append((Tag.NETWORK_ERROR_CODE, bytes((NETWORK_TYPE_GSM,)) + err.to_bytes(2, "big")))
         return DeliverSm(
             source_addr=dest_addr, destination_addr=source_addr, source_addr_ton=1,
             source_addr_npi=1, esm_class=ESM_CLASS_RECEIPT, short_message=body, tlvs=tlvs,
@@ -94,6 +99,44 @@ class SimulatedNetwork:
             source_addr_ton=1, source_addr_npi=1, source_addr=sender,
             dest_addr_ton=1, dest_addr_npi=1, destination_addr=to, short_message=body,
         )
+
+    def alert(
+        self, ms_addr: str, ms_ton: int, ms_npi: int, esme_addr: str, esme_ton: int, esme_npi: int
+    ) -> AlertNotification:
+        """The alert_notification (SMPP 3.4 4.12) saying the mobile `ms_addr` is reachable.
+
+        It goes to the ESME whose message set the delivery pending flag; source_addr is
+        the mobile, esme_addr the address that message came from.
+        """
+        return AlertNotification(
+            source_addr_ton=ms_ton, source_addr_npi=ms_npi, source_addr=ms_addr,
+            esme_addr_ton=esme_ton, esme_addr_npi=esme_npi, esme_addr=esme_addr,
+            tlvs=[int_tlv(Tag.MS_AVAILABILITY_STATUS, MS_AVAILABLE)],
+        )
+
+
+def as_data_sm(deliver: DeliverSm) -> DataSm:
+    """The same receipt or MO as a data_sm: the text moves into message_payload."""
+    return DataSm(
+        service_type=deliver.service_type, **addresses(deliver), esm_class=deliver.esm_class,
+        data_coding=deliver.data_coding,
+        tlvs=[*deliver.tlvs, (Tag.MESSAGE_PAYLOAD, deliver.short_message)],
+    )
+
+
+def wants_alert(tlvs: list[tuple[int, bytes]]) -> bool:
+    """True when the message asked the SMSC to set the delivery pending flag (set_dpf 1)."""
+    return any(tag == Tag.SET_DPF and as_int(value) == 1 for tag, value in tlvs)
+
+
+def message_tlvs(msg: NewMessage) -> list[tuple[int, bytes]]:
+    """The client's optional parameters kept on the row; [] when absent or unreadable."""
+    if not msg.tlvs:
+        return []
+    try:
+        return decode_tlvs(msg.tlvs, 0, len(msg.tlvs))
+    except TlvError:
+        return []
 
 
 def quoted_text(msg: NewMessage) -> str:
@@ -115,6 +158,7 @@ class SimulatorConnector(Connector):
         self.on_deliver = on_deliver
         self.network = SimulatedNetwork(config.mix)
         self._latency = config.latency_ms / 1000
+        self._alert_after = config.alert_after_ms / 1000
         self._timers: set[asyncio.TimerHandle] = set()
         self._mo_task: asyncio.Task[None] | None = None
         self._running = False
@@ -165,17 +209,35 @@ class SimulatorConnector(Connector):
         self._later(upstream_id, "delivered" if outcome in SUBMIT_ERRORS else outcome, msg)
 
     def _later(self, upstream_id: str, outcome: str, msg: NewMessage) -> None:
-        handle: asyncio.TimerHandle
-
         def report() -> None:
-            self._timers.discard(handle)
             pdu = self.network.receipt(
                 upstream_id, outcome, source_addr=msg.source_addr, dest_addr=msg.dest_addr,
                 submitted=msg.created_at, text=quoted_text(msg),
             )
             self.on_deliver(self.name, pdu, _ignore)
+            if outcome == "absent" and wants_alert(message_tlvs(msg)):
+                self._call_later(self._alert_after, alert)
 
-        handle = asyncio.get_running_loop().call_later(self._latency, report)
+        def alert() -> None:
+            # The dispatcher takes alert_notification through the same callback; the
+            # spec gives it no response, so the ack is ignored.
+            pdu = self.network.alert(
+                msg.dest_addr, msg.dest_ton, msg.dest_npi,
+                msg.source_addr, msg.source_ton, msg.source_npi,
+            )
+            self.on_deliver(self.name, pdu, _ignore)  # type: ignore[arg-type]
+
+        self._call_later(self._latency, report)
+
+    def _call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """A timer that `stop()` cancels if it has not fired yet."""
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            callback()
+
+        handle = asyncio.get_running_loop().call_later(delay, fire)
         self._timers.add(handle)
 
     async def _generate_mo(self) -> None:

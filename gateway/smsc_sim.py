@@ -4,13 +4,11 @@
         --mix delivered=0.9,undeliverable=0.05,expired=0.03,rejected=0.02 \\
         --mo-rate 0.5 --mo-to 33700000001
 
-Any bind is accepted unless --system-id/--password are given. Every accepted submit_sm
-gets an id and, after the latency, a receipt with an outcome drawn from the mix
-(throttled/refused answer the submit_sm itself). Receipts wait for a bound RX/TRX
-session, as a real SMSC keeps them for an absent ESME; on SIGTERM the simulator stops
-reading, answers what it read, and saves undelivered receipts to --state, which the
-next start sends, so stopping and starting it loses nothing. --log appends one JSON
-line per accepted message, so tests can count what reached the "network".
+Every accepted submit_sm gets an id and, after the latency, a receipt (deliver_sm, or
+data_sm with --receipt-pdu) whose outcome comes from the mix; an "absent" message that
+set set_dpf is followed by an alert_notification. Receipts and alerts wait for a bound
+RX/TRX session; on SIGTERM what is undelivered goes to --state for the next start.
+--log writes one JSON line per accepted message with every field it came with.
 """
 
 from __future__ import annotations
@@ -24,10 +22,12 @@ import sys
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from gateway.simulator import SUBMIT_ERRORS, SimulatedNetwork
+from gateway.simulator import SUBMIT_ERRORS, SimulatedNetwork, as_data_sm, wants_alert
 from gateway.wire import BatchedOutput
 from pdu.codec import (
+    HEADER,
     HEADER_SIZE,
     RESPONSE_BIT,
     CommandId,
@@ -42,14 +42,23 @@ from pdu.codec import (
 from pdu.framing import Framer, FramingError
 from pdu.status import CommandStatus
 from pdu.text import decode_short_message
+from pdu.tlv import Tag, as_int
+from pdu.udh import ESM_CLASS_UDHI, InvalidUdh, concat_info, parse_udh
 
 log = logging.getLogger("smsc_sim")
 
 BIND_REQUESTS = {CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER}
 RECEIVES = {CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER}
 TRANSMITS = {CommandId.BIND_TRANSMITTER, CommandId.BIND_TRANSCEIVER}
+# Answers that settle a deliver_sm or data_sm we sent (generic_nack: the ESME refused it).
+DELIVERY_ANSWERS = {CommandId.DELIVER_SM_RESP, CommandId.DATA_SM_RESP, CommandId.GENERIC_NACK}
+RECEIPT_PDUS = ("deliver_sm", "data_sm")
 DELIVER_WINDOW = 10
 REDELIVER_DELAY = 1.0
+
+
+def _command_id(frame: bytes) -> int:
+    return int.from_bytes(frame[4:8], "big")
 
 
 class SimSession(BatchedOutput, asyncio.Protocol):
@@ -60,7 +69,7 @@ class SimSession(BatchedOutput, asyncio.Protocol):
         self.init_output(asyncio.get_running_loop())
         self.bind: int | None = None
         self.seq = 0
-        self.outstanding: dict[int, bytes] = {}  # seq -> deliver_sm frame awaiting resp
+        self.outstanding: dict[int, bytes] = {}  # seq -> deliver_sm/data_sm frame awaiting resp
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -69,8 +78,8 @@ class SimSession(BatchedOutput, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.sessions.discard(self)
         # Receipts sent but not acknowledged go back to the queue.
-        for frame in self.outstanding.values():
-            self.server.queue.appendleft(frame[HEADER_SIZE:])
+        for frame in reversed(self.outstanding.values()):
+            self.server.queue.appendleft(frame)
         self.outstanding.clear()
         self.server.pump()
 
@@ -100,11 +109,13 @@ class SimSession(BatchedOutput, asyncio.Protocol):
     def can_receive(self) -> bool:
         return self.bind in RECEIVES and len(self.outstanding) < DELIVER_WINDOW
 
-    def deliver(self, body: bytes) -> None:
+    def deliver(self, frame: bytes) -> None:
+        """Send a queued frame under this session's next sequence_number."""
         self.seq = self.seq % 0x7FFFFFFF + 1
-        frame = (16 + len(body)).to_bytes(4, "big") + int(CommandId.DELIVER_SM).to_bytes(
-            4, "big") + bytes(4) + self.seq.to_bytes(4, "big") + body
-        self.outstanding[self.seq] = frame
+        frame = frame[:12] + self.seq.to_bytes(4, "big") + frame[HEADER_SIZE:]
+        # alert_notification has no response (SMPP 3.4 4.12): nothing to wait for.
+        if _command_id(frame) != CommandId.ALERT_NOTIFICATION:
+            self.outstanding[self.seq] = frame
         self.write(frame)
 
     def handle(self, pdu: Pdu) -> None:
@@ -118,15 +129,17 @@ class SimSession(BatchedOutput, asyncio.Protocol):
                 self.bind = cid
                 server.pump()
         elif cid == CommandId.SUBMIT_SM:
+            if server.args.never_answer:
+                return
             if self.bind not in TRANSMITS:
                 self.send(response_for(pdu, CommandStatus.ESME_RINVBNDSTS))
                 return
             status, upstream_id = server.accept(pdu)
             self.send(response_for(pdu, status, message_id=upstream_id))
-        elif cid == CommandId.DELIVER_SM_RESP:
+        elif cid in DELIVERY_ANSWERS:
             frame = self.outstanding.pop(pdu.sequence_number, None)
             if frame is not None and pdu.command_status != 0:
-                self.loop.call_later(REDELIVER_DELAY, server.requeue, frame[HEADER_SIZE:])
+                self.loop.call_later(REDELIVER_DELAY, server.requeue, frame)
             server.pump()
         elif cid == CommandId.ENQUIRE_LINK:
             self.send(response_for(pdu))
@@ -143,12 +156,49 @@ class SimServer:
         self.args = args
         self.network = SimulatedNetwork(args.mix, seed=args.seed)
         self.latency = args.latency_ms / 1000
+        self.alert_after = args.alert_after_ms / 1000
         self.sessions: set[SimSession] = set()
-        self.queue: deque[bytes] = deque()  # deliver_sm bodies waiting for a receiver
+        # Whole frames (sequence_number stamped on sending) waiting for a receiver.
+        self.queue: deque[bytes] = deque()
         self.scheduled: dict[asyncio.TimerHandle, bytes] = {}
         self.log_file = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
         self.loop = asyncio.get_running_loop()
+        self.listener: asyncio.Server | None = None
+        self.mo_task: asyncio.Task[None] | None = None
         self.accepted = 0
+
+    async def start(self) -> tuple[str, int]:
+        """Listen (and start the MO generator); the address actually bound."""
+        a = self.args
+        self.listener = await self.loop.create_server(lambda: SimSession(self), a.host, a.port)
+        if a.mo_rate > 0 and a.mo_to:
+            self.mo_task = self.loop.create_task(self.generate_mo())
+        host, port = self.listener.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def stop(self) -> int:
+        """Stop as on SIGTERM; the number of frames saved to --state."""
+        # Stop reading first: whatever was read is answered, whatever was not was never
+        # accepted, so the ESME may safely send it again.
+        if self.listener is not None:
+            self.listener.close()
+        if self.mo_task is not None:
+            self.mo_task.cancel()
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.pause_reading()
+        await asyncio.sleep(0.05)
+        saved = self.save_state(Path(self.args.state)) if self.args.state else 0
+        for handle in self.scheduled:
+            handle.cancel()
+        self.scheduled.clear()
+        for session in list(self.sessions):
+            session.close()
+        await asyncio.sleep(0.05)
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+        return saved
 
     def check_credentials(self, bind: Pdu) -> bool:
         a = self.args
@@ -157,41 +207,54 @@ class SimServer:
         return not a.password or bind.password == a.password
 
     def accept(self, pdu: Pdu) -> tuple[int, str]:
-        outcome = self.network.outcome()
+        user_data = pdu.short_message or pdu.get_tlv(Tag.MESSAGE_PAYLOAD) or b""
+        udh = _udh_concat(pdu.esm_class, user_data)
+        sar = _sar_concat(pdu)
+        part = udh["seq"] if udh else sar["seq"] if sar else None
+        if self.args.fail_part and part == self.args.fail_part:
+            outcome = "undeliverable"
+        else:
+            outcome = self.network.outcome()
         if outcome in SUBMIT_ERRORS:
             return SUBMIT_ERRORS[outcome], ""
         upstream_id = self.network.next_id()
-        try:
-            text = decode_short_message(pdu.short_message, pdu.data_coding)
-        except ValueError:
-            text = ""
+        text = _text(pdu, user_data)
         self.accepted += 1
         if self.log_file is not None:
-            self.log_file.write(json.dumps({
-                "id": upstream_id, "source": pdu.source_addr, "dest": pdu.destination_addr,
-                "text": text, "outcome": outcome,
-            }) + "\n")
+            self.log_file.write(json.dumps(
+                _log_record(pdu, upstream_id, outcome, text, udh, sar)) + "\n")
             self.log_file.flush()
         receipt = self.network.receipt(
             upstream_id, outcome, source_addr=pdu.source_addr, dest_addr=pdu.destination_addr,
             submitted=datetime.now(UTC), text=text[:20],
         )
         if pdu.registered_delivery & 0x03:
-            self.schedule(encode(receipt)[HEADER_SIZE:], self.latency)
+            self.schedule(self._frame(receipt), self.latency)
+        if outcome == "absent" and wants_alert(pdu.tlvs):
+            # Scheduled now rather than when the receipt is due, so --state keeps both.
+            alert = self.network.alert(
+                pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi,
+                pdu.source_addr, pdu.source_addr_ton, pdu.source_addr_npi,
+            )
+            self.schedule(encode(alert), self.latency + self.alert_after)
         return 0, upstream_id
 
-    def schedule(self, body: bytes, delay: float) -> None:
+    def _frame(self, deliver: DeliverSm) -> bytes:
+        """A receipt or MO as the PDU --receipt-pdu asks for."""
+        return encode(as_data_sm(deliver) if self.args.receipt_pdu == "data_sm" else deliver)
+
+    def schedule(self, frame: bytes, delay: float) -> None:
         handle: asyncio.TimerHandle
 
         def due() -> None:
             self.scheduled.pop(handle, None)
-            self.requeue(body)
+            self.requeue(frame)
 
         handle = self.loop.call_later(delay, due)
-        self.scheduled[handle] = body
+        self.scheduled[handle] = frame
 
-    def requeue(self, body: bytes) -> None:
-        self.queue.append(body)
+    def requeue(self, frame: bytes) -> None:
+        self.queue.append(frame)
         self.pump()
 
     def pump(self) -> None:
@@ -209,71 +272,113 @@ class SimServer:
             await asyncio.sleep(1 / self.args.mo_rate)
             mo = self.network.mo(numbers[i % len(numbers)])
             i += 1
-            self.requeue(_body(mo))
+            self.requeue(self._frame(mo))
 
     # state across restarts
 
     def load_state(self, path: Path) -> int:
         if not path.exists():
             return 0
-        bodies = json.loads(path.read_text() or "[]")
-        for hex_body in bodies:
-            self.queue.append(bytes.fromhex(hex_body))
+        saved = json.loads(path.read_text() or "[]")
+        if isinstance(saved, list):
+            # Written before frames were kept whole: deliver_sm bodies.
+            frames = [_deliver_sm_frame(bytes.fromhex(h)) for h in saved]
+        else:
+            frames = [bytes.fromhex(h) for h in saved["frames"]]
+        self.queue.extend(frames)
         path.unlink()
-        return len(bodies)
+        return len(frames)
 
     def save_state(self, path: Path) -> int:
         pending = list(self.queue)
         for session in self.sessions:
-            pending += [frame[HEADER_SIZE:] for frame in session.outstanding.values()]
+            pending += session.outstanding.values()
             session.outstanding.clear()
-        for handle, body in self.scheduled.items():
+        for handle, frame in self.scheduled.items():
             handle.cancel()
-            pending.append(body)
+            pending.append(frame)
         self.scheduled.clear()
         self.queue.clear()
-        path.write_text(json.dumps([b.hex() for b in pending]))
+        path.write_text(json.dumps({"frames": [f.hex() for f in pending]}))
         return len(pending)
 
 
-def _body(pdu: DeliverSm) -> bytes:
-    return encode(pdu)[HEADER_SIZE:]
+def _deliver_sm_frame(body: bytes) -> bytes:
+    return HEADER.pack(HEADER_SIZE + len(body), CommandId.DELIVER_SM, 0, 0) + body
+
+
+def _udh_concat(esm_class: int, user_data: bytes) -> dict[str, int] | None:
+    """Where a UDHI message sits in its concatenated whole, or None."""
+    if not esm_class & ESM_CLASS_UDHI:
+        return None
+    try:
+        concat = concat_info(parse_udh(user_data)[0])
+    except InvalidUdh:
+        return None
+    return None if concat is None else {"ref": concat.ref, "total": concat.total,
+                                        "seq": concat.seq}
+
+
+def _sar_concat(pdu: Pdu) -> dict[str, int | None] | None:
+    """The sar_* TLVs of a message as ref/total/seq (a missing one is None), or None."""
+    values = {
+        key: pdu.get_tlv(tag) for key, tag in (
+            ("ref", Tag.SAR_MSG_REF_NUM), ("total", Tag.SAR_TOTAL_SEGMENTS),
+            ("seq", Tag.SAR_SEGMENT_SEQNUM),
+        )
+    }
+    if all(v is None for v in values.values()):
+        return None
+    return {key: None if v is None else as_int(v) for key, v in values.items()}
+
+
+def _text(pdu: Pdu, user_data: bytes) -> str:
+    """What the subscriber reads: the user data after any UDH, decoded; "" if binary."""
+    if pdu.esm_class & ESM_CLASS_UDHI:
+        try:
+            user_data = parse_udh(user_data)[1]
+        except InvalidUdh:
+            return ""
+    try:
+        return decode_short_message(user_data, pdu.data_coding)
+    except ValueError:
+        return ""
+
+
+def _log_record(
+    pdu: Pdu, upstream_id: str, outcome: str, text: str,
+    udh: dict[str, int] | None, sar: dict[str, int | None] | None,
+) -> dict[str, Any]:
+    return {
+        "id": upstream_id, "source": pdu.source_addr, "dest": pdu.destination_addr,
+        "text": text, "outcome": outcome,
+        "source_ton": pdu.source_addr_ton, "source_npi": pdu.source_addr_npi,
+        "dest_ton": pdu.dest_addr_ton, "dest_npi": pdu.dest_addr_npi,
+        "service_type": pdu.service_type, "esm_class": pdu.esm_class,
+        "protocol_id": pdu.protocol_id, "priority_flag": pdu.priority_flag,
+        "registered_delivery": pdu.registered_delivery, "data_coding": pdu.data_coding,
+        "short_message": pdu.short_message.hex(),
+        "tlvs": [[tag, value.hex()] for tag, value in pdu.tlvs],
+        "udh": udh, "sar": sar,
+    }
 
 
 async def serve(args: argparse.Namespace) -> int:
     server = SimServer(args)
     loaded = server.load_state(Path(args.state)) if args.state else 0
     loop = asyncio.get_running_loop()
-    listener = await loop.create_server(lambda: SimSession(server), args.host, args.port)
-    host, port = listener.sockets[0].getsockname()[:2]
+    host, port = await server.start()
     print(f"smsc_sim: listening on {host}:{port}", flush=True)
     if loaded:
         print(f"smsc_sim: {loaded} receipts from the previous run are waiting", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    mo_task = None
-    if args.mo_rate > 0 and args.mo_to:
-        mo_task = loop.create_task(server.generate_mo())
     print("smsc_sim: ready", flush=True)
     await stop.wait()
-    # Stop reading first: whatever was read is answered, whatever was not was never
-    # accepted, so the ESME may safely send it again.
-    listener.close()
-    if mo_task is not None:
-        mo_task.cancel()
-    for session in list(server.sessions):
-        if session.transport is not None:
-            session.transport.pause_reading()
-    await asyncio.sleep(0.05)
-    saved = server.save_state(Path(args.state)) if args.state else 0
-    for session in list(server.sessions):
-        session.close()
-    await asyncio.sleep(0.05)
+    saved = await server.stop()
     print(f"smsc_sim: stopped after {server.accepted} messages; {saved} receipts saved",
           flush=True)
-    if server.log_file is not None:
-        server.log_file.close()
     return 0
 
 
@@ -284,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-ms", type=float, default=200.0, help="submit to receipt")
     p.add_argument("--mix", default="delivered=1",
                    help="outcome weights: delivered, undeliverable, expired, rejected, "
-                        "throttled, refused")
+                        "absent, throttled, refused")
     p.add_argument("--mo-rate", type=float, default=0.0, help="MO messages per second")
     p.add_argument("--mo-to", type=lambda s: [n for n in s.split(",") if n], default=[],
                    help="comma-separated numbers MOs are sent to")
@@ -293,6 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", default="", help="append a JSON line per accepted message")
     p.add_argument("--state", default="", help="receipts kept across a stop and start")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--receipt-pdu", choices=RECEIPT_PDUS, default="deliver_sm",
+                   help="the PDU receipts and MOs travel in")
+    p.add_argument("--alert-after-ms", type=float, default=1000.0,
+                   help="receipt of an 'absent' outcome to its alert_notification (set_dpf=1)")
+    p.add_argument("--fail-part", type=int, default=0, metavar="N",
+                   help="part N of every concatenated message (UDH or sar) is undeliverable")
+    p.add_argument("--never-answer", action="store_true",
+                   help="answer binds and enquire_link but never submit_sm (a hung SMSC)")
     return p
 
 

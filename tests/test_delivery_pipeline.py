@@ -221,7 +221,7 @@ async def test_dlr_carries_network_error_code_and_vendor_outgoing_id_when_enable
         assert as_cstr(dlr.get_tlv(Tag.OUTGOING_ID)) == resp.message_id
         assert as_cstr(dlr.get_tlv(Tag.RECEIPTED_MESSAGE_ID)) == resp.message_id
         assert as_int(dlr.get_tlv(Tag.MESSAGE_STATE)) == 5
-        assert dlr.get_tlv(Tag.NETWORK_ERROR_CODE) == b"\x01\x00\x1b"
+        assert dlr.get_tlv(Tag.NETWORK_ERROR_CODE) == b"\x03\x00\x1b"  # GSM, MAP error 27
         assert parse_receipt(dlr.short_message).stat == "UNDELIV"
     finally:
         await gw.stop()
@@ -238,7 +238,7 @@ async def test_query_sm_answers_from_history(tmp_path):
         assert answer.command_status == 0
         assert (answer.message_id, answer.message_state, answer.error_code) == (
             resp.message_id, 2, 0)
-        assert len(answer.final_date) == 16 and answer.final_date.endswith("000+")
+        assert len(answer.final_date) == 16 and answer.final_date.endswith("00+")
         waiting = await esme.request(
             submit_pdu("33612345679", schedule_delivery_time="000000010000000R"))
         pending = await esme.request(QuerySm(message_id=waiting.message_id))
