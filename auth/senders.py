@@ -12,10 +12,17 @@ import re
 SENDER_KINDS = ("alphanumeric", "shortcode", "numeric")
 SENDER_STATES = ("pending", "enabled", "disabled", "refused")
 
-# SMPP 3.4 type_of_number values for each kind (section 5.2.5).
+# SMPP 3.4 type_of_number and numbering_plan_indicator of each kind (sections 5.2.5,
+# 5.2.6), as the modelled provider specifies them: what the gateway sends upstream.
 TON_UNKNOWN = 0
 TON_FOR_KIND = {"numeric": 1, "shortcode": 3, "alphanumeric": 5}
+NPI_FOR_KIND = {"numeric": 1, "shortcode": 1, "alphanumeric": 0}
 KIND_FOR_TON = {ton: kind for kind, ton in TON_FOR_KIND.items()}
+# What clients put in source_addr_ton / _npi in the wild for a sender they were given:
+# unknown, international, national, network specific, alphanumeric; unknown or ISDN.
+# With lenient addressing any of these is taken for an enabled sender, whatever its kind.
+LENIENT_SOURCE_TONS = frozenset({0, 1, 2, 3, 5})
+LENIENT_NPIS = frozenset({0, 1})
 
 MAX_ALPHANUMERIC = 11
 # Handsets display the GSM 03.38 basic set; keep to its ASCII-safe part so a sender
@@ -74,10 +81,9 @@ def validate_state(state: str) -> str:
     return state
 
 
-def ton_matches(kind: str, ton: int) -> bool:
-    """True if a submit with this source TON may use a sender of `kind`.
-
-    TON 0 (unknown) matches every kind: many clients never set the source TON, and the
-    address itself was already matched exactly.
-    """
-    return ton == TON_UNKNOWN or TON_FOR_KIND.get(kind) == ton
+def is_valid_sender(address: str, kind: str) -> bool:
+    """True if `address` is a well-formed sender of `kind` exactly as given (no '+')."""
+    try:
+        return validate_sender(address, kind)[0] == address
+    except ValueError:
+        return False

@@ -151,6 +151,9 @@ class Settings:
     default_keep_bodies: bool = True
     default_dlr_retention_days: int = 7
     default_stop_mode: str = "dlr"
+    # "lenient" takes any source TON/NPI for an exact enabled sender; "strict" refuses
+    # what does not fit the sender's kind (ESME_RINVSRCTON / ESME_RINVSRCNPI).
+    default_addressing: str = "lenient"
     # Credits per segment when no rate prefix matches, as text: money is never a float.
     default_rate: str = "1.00"
     max_allowed_ips: int = 10
@@ -309,6 +312,7 @@ RULES: dict[str, Rule] = {
     "default_keep_bodies": _BOOL,
     "default_dlr_retention_days": _int_between(1, 365),
     "default_stop_mode": _one_of("dlr", "refuse"),
+    "default_addressing": _one_of("lenient", "strict"),
     "default_rate": _CREDITS,
     "max_allowed_ips": _int_between(1, 1000),
     "history_retention_days": _int_at_least(1),

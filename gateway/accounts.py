@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from auth.ipacl import IpAllowList
-from auth.senders import ton_matches
+from gateway.validation import SubmitPolicy
 from store.money import format_credits, parse_credits
 from store.rates import RateStore
 
@@ -59,6 +59,12 @@ class Account:
     vendor_tlvs: bool = False
     stop_mode: str = "dlr"
     dlr_retention_days: int = 7
+    addressing: str = "lenient"
+    # host:port the gateway sends outbind to while receipts wait (None = never), and
+    # the credentials it presents there.
+    outbind_address: str | None = None
+    outbind_system_id: str | None = None
+    outbind_password: str | None = None
     contact_email: str | None = None
     # Credit automation, minor units; None = off.
     auto_topup_threshold: int | None = None
@@ -69,12 +75,21 @@ class Account:
     stop_list: frozenset[str] = frozenset()
     rates: dict[str, int] = field(default_factory=dict)  # this account's overrides
     allow: IpAllowList = field(init=False)
+    # What the submit checks read; rebuilt whenever the account is refreshed.
+    policy: SubmitPolicy = field(init=False)
     # Background work state, carried over refreshes.
     topup_running: bool = False
     low_alert_armed: bool = True
 
     def __post_init__(self) -> None:
         self.allow = IpAllowList(self.allowed_ips)
+        self.rebuild_policy()
+
+    def rebuild_policy(self) -> None:
+        self.policy = SubmitPolicy(
+            senders=self.senders, strict=self.addressing == "strict",
+            gsm_packed=self.gsm_packed, max_segments=self.max_segments,
+        )
 
     @property
     def available(self) -> int:
@@ -83,16 +98,6 @@ class Account:
     @property
     def active(self) -> bool:
         return self.status == "active"
-
-    def sender_status(self, source_addr: str, ton: int, npi: int) -> bool:
-        """True only for an enabled sender of this account whose kind fits the TON.
-
-        The address must match exactly; TON 5 needs an alphanumeric sender, 3 a
-        shortcode, 1 a numeric one, and TON 0 (unknown) accepts any kind. NPI is not
-        checked: clients disagree on it and the address already says what it is.
-        """
-        sender = self.senders.get(source_addr)
-        return sender is not None and sender.state == "enabled" and ton_matches(sender.kind, ton)
 
     def is_stop_listed(self, destination_addr: str) -> bool:
         return destination_addr in self.stop_list
@@ -213,6 +218,7 @@ class AccountDirectory:
             s["address"]: Sender(s["kind"], s["state"]) for s in row.get("senders") or []
         }
         account.stop_list = frozenset(row.get("stop_list") or ())
+        account.rebuild_policy()
         threshold = account.low_balance_threshold
         if threshold is None or account.balance >= threshold:
             account.low_alert_armed = True
@@ -391,8 +397,9 @@ _SETTING_COLUMNS = {
     "vendor_tlvs": "vendor_tlvs",
     "stop_mode": "stop_mode",
     "dlr_retention_days": "dlr_retention_days",
+    "addressing": "addressing",
 }
 _OPTIONAL_COLUMNS = (
-    "contact_email", "auto_topup_threshold", "auto_topup_amount", "auto_topup_monthly_cap",
+    "contact_email", "outbind_address", "outbind_system_id", "outbind_password", "auto_topup_threshold", "auto_topup_amount", "auto_topup_monthly_cap",
     "low_balance_threshold",
 )

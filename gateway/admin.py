@@ -97,6 +97,10 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "vendor_tlvs": ("vendor_tlvs", _flag),
     "dlr_retention_days": ("dlr_retention_days", _int),
     "stop_mode": ("stop_mode", str),
+    "addressing": ("addressing", str),
+    "outbind_address": ("outbind_address", lambda v: v or None),
+    "outbind_system_id": ("outbind_system_id", lambda v: v or None),
+    "outbind_password": ("outbind_password", lambda v: v or None),
     "contact_email": ("contact_email", lambda v: v or None),
     "auto_topup_threshold": ("auto_topup_threshold", _money_or_off),
     "auto_topup_amount": ("auto_topup_amount", _money_or_off),
@@ -112,7 +116,7 @@ _MONEY_SETTINGS = {
 def _settings_public(row: dict) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (column, _) in SETTINGS.items():
-        if name == "contact_email":
+        if name in ("contact_email", "outbind_password"):
             continue
         value = row.get(column)
         if name in _MONEY_SETTINGS:
@@ -316,6 +320,7 @@ class AdminServer:
             "vendor_tlvs": s.vendor_tlvs,
             "dlr_retention_days": s.default_dlr_retention_days,
             "stop_mode": s.default_stop_mode,
+            "addressing": s.default_addressing,
         }
 
     # --- accounts ------------------------------------------------------------------

@@ -26,7 +26,7 @@ from gateway.admin import AdminServer
 from gateway.dispatcher import Dispatcher
 from gateway.ids import MessageIdGenerator
 from gateway.metrics import GatewayMetrics, MetricsServer
-from gateway.outbox import CLAIM_LEASE, Outbox, message_from_row, outbox_node
+from gateway.outbox import CLAIM_LEASE, Outbox, outbox_node
 from gateway.retention import RetentionJob
 from gateway.states import RECEIVING_STATES
 from gateway.submit import Submitter
@@ -35,7 +35,7 @@ from pdu.codec import CommandId, Pdu
 from pdu.status import CommandStatus
 from store import tables
 from store.accounts import AccountStore
-from store.batcher import WriteBehindBatcher
+from store.batcher import NewMessage, WriteBehindBatcher
 from store.engine import make_engine, migrate
 from store.inbound import InboundNumbers
 from store.messages import MessageStore
@@ -201,7 +201,7 @@ class Gateway:
                 # An in-process upstream forgot what it had taken: have it report again.
                 rows = await self.outbox.store.enroute_with(connector.name)
                 for row in rows:
-                    connector.resume(message_from_row(row), row["upstream_id"])  # type: ignore[attr-defined]
+                    connector.resume(NewMessage.from_row(row), row["upstream_id"])  # type: ignore[attr-defined]
                 if rows:
                     log.info("%s: re-driving %d messages taken before the restart",
                              connector.name, len(rows))
@@ -283,6 +283,14 @@ class Gateway:
         wants_tx = state in TRANSMITTING_STATES
         wants_rx = state in RECEIVING_STATES
         return not ((wants_tx and tx >= limit) or (wants_rx and rx >= limit))
+
+    def congestion(self, session: SmppSession) -> int:
+        """SMPP 5.0 congestion_state for a session, 0 (idle) to 100 (congested): the
+        fuller of its own window and of the next group commit, so a client sees load
+        rising before it is throttled."""
+        window = session.outstanding_submits / max(session.window, 1)
+        commits = self.batcher.pending / max(self.settings.batch_max_size, 1)
+        return min(100, round(100 * max(window, commits)))
 
     def receiver_for(self, account_id: int) -> SmppSession | None:
         """The least-loaded RX/TRX session of an account, if any is bound."""

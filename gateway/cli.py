@@ -161,6 +161,10 @@ SETTING_FLAGS = {
     "vendor_tlvs": str,
     "dlr_retention_days": int,
     "stop_mode": str,
+    "addressing": str,
+    "outbind_address": str,
+    "outbind_system_id": str,
+    "outbind_password": str,
 }
 HISTORY_FILTERS = ("since", "until", "sender", "receiver", "status", "message_id", "direction")
 
@@ -585,6 +589,14 @@ def _setting_flags(parser: argparse.ArgumentParser) -> None:
                         help="days a DLR/MO waits for a bind")
     parser.add_argument("--stop-mode", choices=("dlr", "refuse"),
                         help="STOP-listed destination: failed DLR (53) or refuse the submit")
+    parser.add_argument("--addressing", choices=("lenient", "strict"),
+                        help="lenient: any source TON/NPI for an enabled sender; strict: the "
+                             "sender kind's exact TON/NPI")
+    parser.add_argument("--outbind", dest="outbind_address", metavar="HOST:PORT",
+                        help="send outbind there while receipts wait and no receiver is "
+                             "bound ('' turns it off)")
+    parser.add_argument("--outbind-system-id", help="system_id the gateway presents in outbind")
+    parser.add_argument("--outbind-password", help="password the gateway presents in outbind")
 
 
 def _history_flags(parser: argparse.ArgumentParser) -> None:

@@ -20,10 +20,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from gateway.coalescer import Coalescer
-from gateway.outbox import message_from_row
 from gateway.upstream.base import Ack
 from pdu.codec import DeliverSm, addresses, encode_body
-from pdu.receipt import InvalidReceipt, Receipt, format_receipt, parse_receipt, stat_for_state
+from pdu.receipt import (
+    InvalidReceipt,
+    MessageState,
+    Receipt,
+    format_receipt,
+    parse_receipt,
+    stat_for_state,
+)
 from pdu.status import CommandStatus
 from pdu.text import decode_short_message
 from pdu.tlv import Tag, as_cstr, as_int, cstr_tlv, int_tlv
@@ -116,14 +122,21 @@ def build_dlr_body(
     *,
     network_error: bytes | None = None,
     vendor_tlvs: bool = False,
+    sub: int = 1,
+    dlvrd: int | None = None,
 ) -> bytes:
-    """The deliver_sm body of a receipt, in the format clients.md says all accept."""
-    message_id = str(msg.id)
+    """The deliver_sm body of a receipt, in the format clients.md says all accept.
+
+    The id is the one the client holds (a submit_multi's shared id for every
+    destination, told apart by the receipt's source_addr); `sub`/`dlvrd` count the
+    segments of a message the gateway split (one receipt for all of them).
+    """
+    message_id = msg.client_id
     text = format_receipt(
         Receipt(
             message_id=message_id,
-            sub=1,
-            dlvrd=1 if state == 2 else 0,
+            sub=sub,
+            dlvrd=dlvrd if dlvrd is not None else int(state == MessageState.DELIVERED),
             submit_date=msg.created_at,
             done_date=done_at,
             stat=stat_for_state(state),
@@ -138,7 +151,8 @@ def build_dlr_body(
     if network_error is not None and len(network_error) == 3:
         tlvs.append((Tag.NETWORK_ERROR_CODE, network_error))
     if vendor_tlvs:
-        tlvs.append(cstr_tlv(Tag.OUTGOING_ID, message_id))
+        # The provider's own id of this one message (a submit_multi row's, not the group's).
+        tlvs.append(cstr_tlv(Tag.OUTGOING_ID, str(msg.id)))
     pdu = DeliverSm(
         source_addr_ton=msg.dest_ton,
         source_addr_npi=msg.dest_npi,
@@ -343,7 +357,7 @@ class Dispatcher:
                 continue
             seen.add(mid)
             metrics.deliveries.labels("upstream_dlr", "matched").inc()
-            outcomes.append(Outcome(message_from_row(row), state, err, datetime.now(UTC), net))
+            outcomes.append(Outcome(NewMessage.from_row(row), state, err, datetime.now(UTC), net))
         if outcomes:
             await self._record(outcomes)
         return acks

@@ -25,6 +25,19 @@ class TokenBucket:
         self._tokens = self.burst
         self._last = clock()
 
+    def charge(self, n: float) -> bool:
+        """Take `n` tokens if the bucket could ever hold them now (at least min(n, burst)),
+        going into debt for the rest: one PDU that costs more than a burst (a long
+        submit_multi list) is let through, and what follows waits for the refill."""
+        now = self._clock()
+        tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if tokens >= min(n, self.burst):
+            self._tokens = tokens - n
+            return True
+        self._tokens = tokens
+        return False
+
     def take(self, n: float = 1.0) -> bool:
         now = self._clock()
         tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)

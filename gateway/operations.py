@@ -3,19 +3,28 @@
 query_sm answers from history. cancel_sm and replace_sm act only on messages still
 waiting in the outbox (ACCEPTED and not being handed to an upstream right now); a
 message that already left answers ESME_RCANCELFAIL / ESME_RREPLACEFAIL, as SMPP 3.4
-4.9 and 4.10 say. Each function takes the request PDU and returns the response PDU;
-the session writes it.
+4.9 and 4.10 say. replace_sm passes every check submit_sm does and is re-priced in the
+same transaction. Each function takes the request PDU and returns the response PDU.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from gateway.outbox import message_from_row
-from pdu.codec import CancelSm, Pdu, QuerySm, ReplaceSm, response_for
+from gateway.validation import (
+    SubmitRejected,
+    check_flags,
+    check_times,
+    count_message_segments,
+    message_body,
+)
+from pdu.codec import CancelSm, Pdu, QuerySm, ReplaceSm, SubmitSm, response_for
 from pdu.receipt import MessageState
+from pdu.smpptime import format_smpp_time
 from pdu.status import CommandStatus
+from store.batcher import NewMessage
+from store.errors import InsufficientCredit
 
 if TYPE_CHECKING:
     from gateway.accounts import Account
@@ -33,11 +42,6 @@ STATE_BY_STATUS = {
     "UNKNOWN": MessageState.UNKNOWN,
     "REJECTED": MessageState.REJECTED,
 }
-
-
-def smpp_absolute_time(moment: datetime) -> str:
-    """YYMMDDhhmmss000+ in UTC (tenths 0, offset 00 quarter-hours)."""
-    return moment.astimezone(UTC).strftime("%y%m%d%H%M%S") + "000+"
 
 
 def _our_id(text: str) -> int | None:
@@ -65,14 +69,15 @@ async def query_sm(gw: Gateway, account: Account, pdu: QuerySm) -> Pdu:
         pdu,
         0,
         message_id=pdu.message_id,
-        final_date=smpp_absolute_time(row["done_at"]) if final else "",
+        final_date=format_smpp_time(row["done_at"]) if final else "",
         message_state=int(state),
         error_code=min(int(row["error_code"] or 0), 255),
     )
 
 
 async def cancel_sm(gw: Gateway, account: Account, pdu: CancelSm) -> Pdu:
-    """Cancel one message (message_id) or all from source_addr to destination_addr."""
+    """Cancel one message (message_id; every destination of a submit_multi) or all
+    from source_addr to destination_addr."""
     now = datetime.now(UTC)
     match: dict[str, Any] = {}
     if pdu.message_id:
@@ -86,44 +91,88 @@ async def cancel_sm(gw: Gateway, account: Account, pdu: CancelSm) -> Pdu:
     if pdu.source_addr:
         match["source_addr"] = pdu.source_addr
     if pdu.destination_addr:
-        match["dest_addr"] = pdu.destination_addr
+        match["dest_addr"] = pdu.destination_addr.removeprefix("+")
     cancelled = await gw.outbox.store.cancel(account.id, now, **match)
     if not cancelled:
         return response_for(pdu, CommandStatus.ESME_RCANCELFAIL)
     gw.metrics.messages.labels("MT", "cancelled").inc(len(cancelled))
     # A customer that asked for receipts hears of the cancellation as DELETED; what
     # the messages cost was refunded with the cancellation, in the store.
-    for row in (await gw.messages.get_many(cancelled)).values():
-        account.balance += int(row["cost"] or 0)
-        gw.dispatcher.outcome(message_from_row(row), MessageState.DELETED, 0, now)
+    for row in cancelled:
+        gw.accounts.credited(account, int(row["cost"] or 0))
+        gw.dispatcher.outcome(NewMessage.from_row(row), MessageState.DELETED, 0, now)
     return response_for(pdu, 0)
 
 
 async def replace_sm(gw: Gateway, account: Account, pdu: ReplaceSm) -> Pdu:
-    from pdu.smpptime import InvalidSmppTime, parse_smpp_time
+    """Replace a waiting message's text, schedule, validity and receipt request.
 
+    The new text gets every check a submit_sm gets for the message's data_coding and
+    the account's packing and segment limit; empty schedule or validity keep the old
+    ones (SMPP 3.4 4.10.1). The message is re-priced: extra segments are debited,
+    fewer refunded, in the transaction that replaces it.
+    """
     message_id = _our_id(pdu.message_id)
     if message_id is None:
         return response_for(pdu, CommandStatus.ESME_RINVMSGID)
     now = datetime.now(UTC)
     row = await _owned_row(gw, account, message_id)
-    if row is None or (pdu.source_addr and pdu.source_addr != row["source_addr"]):
+    if row is None or row["status"] != "ACCEPTED" or (
+        pdu.source_addr and pdu.source_addr != row["source_addr"]
+    ):
         return response_for(pdu, CommandStatus.ESME_RREPLACEFAIL)
+    # The stored message with the replacement's fields: what submit_sm would check.
+    as_submit = SubmitSm(
+        esm_class=row["esm_class"], data_coding=row["data_coding"],
+        registered_delivery=pdu.registered_delivery,
+        schedule_delivery_time=pdu.schedule_delivery_time,
+        validity_period=pdu.validity_period, short_message=pdu.short_message, tlvs=pdu.tlvs,
+    )
+    s = gw.settings
+    try:
+        check_flags(as_submit)
+        schedule_at, expires_at = check_times(
+            as_submit, now, timedelta(seconds=s.default_validity),
+            timedelta(seconds=s.max_validity),
+        )
+        body = message_body(as_submit)
+        segments = count_message_segments(
+            as_submit, body, gsm_packed=account.gsm_packed, max_segments=account.max_segments
+        )
+    except SubmitRejected as exc:
+        return response_for(pdu, exc.status)
     values: dict[str, Any] = {
-        "body": pdu.short_message,
+        "body": body,
+        "segments": segments,
         "registered_delivery": pdu.registered_delivery,
+        "cost": segments * gw.accounts.price(account, row["dest_addr"]),
     }
+    if pdu.schedule_delivery_time:
+        values["schedule_at"] = schedule_at
+    if pdu.validity_period:
+        values["expires_at"] = expires_at
+    old_cost = int(row["cost"])
+    delta = values["cost"] - old_cost
+    if delta > 0 and not gw.accounts.reserve(account, delta):
+        return response_for(pdu, CommandStatus.ESME_RREPLACEFAIL)
     try:
-        if pdu.schedule_delivery_time:
-            values["schedule_at"] = parse_smpp_time(pdu.schedule_delivery_time, now)
-    except InvalidSmppTime:
-        return response_for(pdu, CommandStatus.ESME_RINVSCHED)
-    try:
-        if pdu.validity_period:
-            values["expires_at"] = parse_smpp_time(pdu.validity_period, now)
-    except InvalidSmppTime:
-        return response_for(pdu, CommandStatus.ESME_RINVEXPIRY)
-    if not await gw.outbox.store.replace(account.id, message_id, now, values):
+        replaced = await gw.outbox.store.replace(
+            account.id, message_id, now, values, old_cost=old_cost
+        )
+    except InsufficientCredit:
+        replaced = False
+    except BaseException:
+        if delta > 0:
+            gw.accounts.release(account, delta)
+        raise
+    if delta > 0:
+        if replaced:
+            gw.accounts.settle(account, delta)
+        else:
+            gw.accounts.release(account, delta)
+    elif delta < 0 and replaced:
+        gw.accounts.credited(account, -delta)
+    if not replaced:
         return response_for(pdu, CommandStatus.ESME_RREPLACEFAIL)
     gw.metrics.messages.labels("MT", "replaced").inc()
     gw.outbox.notify()

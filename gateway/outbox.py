@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,16 +36,9 @@ NO_CONNECTOR_DELAY = 1.0
 PURGE_INTERVAL = 60.0
 EXPIRY_CHECK_INTERVAL = 5.0  # while no connector is up
 
-_MESSAGE_FIELDS = tuple(f.name for f in fields(NewMessage))
-
-
 def outbox_node(node_id: int) -> str:
     """The name this node's outbox claims messages under."""
     return f"node-{node_id}"
-
-
-def message_from_row(row: dict[str, Any]) -> NewMessage:
-    return NewMessage(**{name: row.get(name) for name in _MESSAGE_FIELDS})
 
 
 class Outbox:
@@ -151,7 +143,7 @@ class Outbox:
             self._wake.set()
 
     def _dispatch(self, row: dict[str, Any], now: datetime) -> None:
-        self._dispatch_message(message_from_row(row), int(row.get("attempts") or 0), now)
+        self._dispatch_message(NewMessage.from_row(row), int(row.get("attempts") or 0), now)
 
     def _dispatch_message(self, msg: NewMessage, attempts: int, now: datetime) -> None:
         if msg.expires_at is not None and msg.expires_at <= now:
@@ -200,11 +192,13 @@ class Outbox:
             counts = result.reached_upstream
             delay = backoff_delay(attempts, self._retry_min, self._retry_max) if counts else 0.2
             metrics.messages.labels("MT", "upstream_retry").inc()
+            now = datetime.now(UTC)
+            if msg.expires_at is not None:
+                # Never wait past the validity: the next look ends it as EXPIRED on time.
+                delay = max(0.0, min(delay, (msg.expires_at - now).total_seconds()))
             log.info("%s: message %s: %s; retry in %.1fs", connector.name, msg.id,
                      result.reason, delay)
-            self._retries.add(
-                (msg.id, datetime.now(UTC) + timedelta(seconds=delay), result.reason, counts)
-            )
+            self._retries.add((msg.id, now + timedelta(seconds=delay), result.reason, counts))
             asyncio.get_running_loop().call_later(delay, self.notify)
             return
         log.warning("%s: message %s refused: %s", connector.name, msg.id, result.reason)

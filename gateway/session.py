@@ -42,6 +42,7 @@ from pdu.codec import (
 )
 from pdu.framing import Framer, FramingError
 from pdu.status import CommandStatus
+from pdu.tlv import Tag, int_tlv
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -60,6 +61,12 @@ DELIVER_WINDOW = 10
 _MAX_SEQUENCE = 0x7FFFFFFF
 # Frames handled per event-loop turn before other sessions get theirs.
 FRAMES_PER_TURN = 64
+# A bind asking for SMPP 5.0 (interface_version 0x50) gets a 5.0 session: its bind_resp
+# carries sc_interface_version 0x50 and its submit responses congestion_state.
+INTERFACE_VERSION_50 = 0x50
+CONGESTION_REPORTED = frozenset(
+    {CommandId.SUBMIT_SM, CommandId.DATA_SM, CommandId.SUBMIT_MULTI}
+)
 
 
 class SmppSession(BatchedOutput, asyncio.Protocol):
@@ -88,6 +95,7 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
         self._timers: list[asyncio.TimerHandle] = []
         self.last_rx = time.monotonic()
         self.bound_at = 0.0
+        self.smpp50 = False
 
     # --- asyncio.Protocol ----------------------------------------------------------
 
@@ -178,7 +186,10 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
         return self._seq
 
     def respond(self, request: Pdu, status: int = 0, **body) -> None:
-        self.send_pdu(response_for(request, status, **body))
+        response = response_for(request, status, **body)
+        if self.smpp50 and request.command_id in CONGESTION_REPORTED:
+            response.tlvs.append(int_tlv(Tag.CONGESTION_STATE, self.gw.congestion(self)))
+        self.send_pdu(response)
 
     def close(self) -> None:
         """Flush what is queued, then close the transport."""
@@ -274,10 +285,14 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
         if not status and not self.gw.bind_slot_free(account, state):
             self.gw.metrics.bind_failures.labels("bind_limit").inc()
             status = CommandStatus.ESME_RBINDFAIL
+        tlvs = []
+        if pdu.interface_version >= INTERFACE_VERSION_50:
+            tlvs.append(int_tlv(Tag.SC_INTERFACE_VERSION, INTERFACE_VERSION_50))
         # aiosmpplib cannot parse a failed bind_resp without a body, so one is always sent.
-        self.respond(pdu, status, system_id=SMSC_SYSTEM_ID)
+        self.respond(pdu, status, system_id=SMSC_SYSTEM_ID, tlvs=tlvs)
         if status:
             return
+        self.smpp50 = bool(tlvs)
         self.state = state
         self.account = account
         self.window = account.window

@@ -1,10 +1,11 @@
 """The submit path: from a decoded submit_sm (data_sm, submit_multi) to a durable,
 debited message.
 
-Checks run in memory (flow limits, addresses, sender, flags, times, coding, segments,
-price, credit); the message and its debit then go to the write-behind batcher, and
-the response is written from the batcher's callback, only after the commit
-(ARCHITECTURE principle 3). Only then is the message handed on towards the upstream.
+Checks run in memory (flow limits, the addressing policy, flags, times, coding,
+segments, price, credit); the message and its debit then go to the write-behind
+batcher, and the response is written from the batcher's callback, only after the
+commit (ARCHITECTURE principle 3). Only then is the message handed on towards the
+upstream.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from gateway.validation import CheckedSubmit, SubmitRejected, check_destination, check_submit
+from gateway.validation import (
+    Address,
+    CheckedSubmit,
+    SubmitRejected,
+    check_submit,
+    resolve_destination,
+)
 from pdu.codec import (
     DataSm,
     GenericNack,
@@ -28,6 +35,7 @@ from pdu.codec import (
 )
 from pdu.receipt import MessageState
 from pdu.status import CommandStatus
+from pdu.tlv import Tag, encode_tlvs
 from store.batcher import NewMessage
 from store.errors import InsufficientCredit
 
@@ -43,55 +51,66 @@ log = logging.getLogger(__name__)
 NO_CREDIT_STATUS = CommandStatus.ESME_RSUBMITFAIL
 # The provider's DLR error for a recipient who sent STOP (blacklisted).
 STOP_LIST_ERROR = 53
+# message_payload travels as the message body; every other optional parameter the
+# client set goes upstream with the message as it came.
+_BODY_TAGS = frozenset({Tag.MESSAGE_PAYLOAD})
+
+
+def forwarded_tlvs(pdu: Pdu) -> bytes | None:
+    """The client's optional parameters to keep with the message, in wire form."""
+    kept = [(t, v) for t, v in pdu.tlvs if t not in _BODY_TAGS]
+    return encode_tlvs(kept) if kept else None
 
 
 class Submitter:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         s = gateway.settings
-        self._max_validity = timedelta(seconds=s.dlr_max_age)
+        self._default_validity = timedelta(seconds=s.default_validity)
+        self._max_validity = timedelta(seconds=s.max_validity)
 
     # --- limits and checks shared by every submitting operation --------------------
 
     def _admit(self, session: SmppSession, pdu: Pdu, count: int = 1) -> bool:
-        """Window and messages-per-second limits of the connection."""
-        if session.outstanding_submits >= session.window or not session.rate.take(count):
+        """Window and messages-per-second limits of the connection. A PDU with several
+        destinations takes one place in the window and all its messages from the rate,
+        going into debt rather than being refused for being longer than a burst."""
+        if session.outstanding_submits >= session.window or not session.rate.charge(count):
             self.gw.metrics.messages.labels("MT", "throttled").inc()
             session.respond(pdu, CommandStatus.ESME_RTHROTTLED)
             return False
         return True
 
     def _check(self, account: Account, pdu: SubmitSm) -> CheckedSubmit:
-        checked = check_submit(
+        return check_submit(
             pdu,
-            gsm_packed=account.gsm_packed,
-            max_segments=account.max_segments,
+            account.policy,
             now=datetime.now(UTC),
+            default_validity=self._default_validity,
             max_validity=self._max_validity,
         )
-        if not account.sender_status(pdu.source_addr, pdu.source_addr_ton, pdu.source_addr_npi):
-            raise SubmitRejected(
-                CommandStatus.ESME_RINVSRCADR, f"sender {pdu.source_addr!r} is not enabled"
-            )
-        return checked
 
     def _check_route(self, account: Account, destination: str) -> None:
         # Refused here rather than accepted and dropped: no upstream serves it.
         if self.gw.router.route_for(account.system_id, destination) is None:
             raise SubmitRejected(CommandStatus.ESME_RINVDSTADR, f"no route to {destination}")
 
-    def _message(self, account: Account, pdu: SubmitSm, checked: CheckedSubmit, cost: int,
-                 dest: SmeDest | None = None) -> NewMessage:
+    def _message(
+        self, account: Account, pdu: Pdu, checked: CheckedSubmit, cost: int,
+        dest: Address | None = None, *, status: str = "ACCEPTED", group_id: int | None = None,
+    ) -> NewMessage:
+        dest = dest or checked.dest
+        source = checked.source
         return NewMessage(
             id=self.gw.ids.next_id(),
             account_id=account.id,
             direction="MT",
-            source_addr=pdu.source_addr,
-            source_ton=pdu.source_addr_ton,
-            source_npi=pdu.source_addr_npi,
-            dest_addr=dest.addr if dest else pdu.destination_addr,
-            dest_ton=dest.ton if dest else pdu.dest_addr_ton,
-            dest_npi=dest.npi if dest else pdu.dest_addr_npi,
+            source_addr=source.addr,
+            source_ton=source.ton,
+            source_npi=source.npi,
+            dest_addr=dest.addr,
+            dest_ton=dest.ton,
+            dest_npi=dest.npi,
             esm_class=pdu.esm_class,
             registered_delivery=pdu.registered_delivery,
             data_coding=pdu.data_coding,
@@ -100,70 +119,71 @@ class Submitter:
             body=checked.body,
             segments=checked.segments,
             cost=cost,
-            status="ACCEPTED",
+            status=status,
             created_at=datetime.now(UTC),
             schedule_at=checked.schedule_at,
             expires_at=checked.expires_at,
+            service_type=pdu.service_type,
+            protocol_id=getattr(pdu, "protocol_id", 0),
+            priority_flag=getattr(pdu, "priority_flag", 0),
+            tlvs=forwarded_tlvs(pdu),
+            group_id=group_id,
         )
-
-    # --- submit_sm -------------------------------------------------------------------
-
-    def submit_sm(self, session: SmppSession, pdu: SubmitSm) -> None:
-        account = session.account
-        if not self._admit(session, pdu):
-            return
-        try:
-            checked = self._check(account, pdu)
-            self._check_route(account, pdu.destination_addr)
-        except SubmitRejected as exc:
-            self._reject(session, pdu, exc)
-            return
-        self._accept(session, pdu, account, checked, pdu.destination_addr)
-
-    def _accept(self, session, pdu, account, checked: CheckedSubmit, destination: str) -> None:
-        gw = self.gw
-        if account.is_stop_listed(destination):
-            self._stop_listed(session, pdu, account, checked, destination)
-            return
-        cost = checked.segments * gw.accounts.price(account, destination)
-        if not gw.accounts.reserve(account, cost):
-            gw.metrics.messages.labels("MT", "no_credit").inc()
-            session.respond(pdu, NO_CREDIT_STATUS)
-            return
-        msg = self._message(account, pdu, checked, cost)
-        session.outstanding_submits += 1
-        future = gw.batcher.enqueue(msg)
-        future.add_done_callback(
-            partial(self._committed, session, pdu, account, msg)
-        )
-
-    def _stop_listed(self, session, pdu, account, checked: CheckedSubmit, destination: str) -> None:
-        """The recipient sent STOP: refuse, or (the default) accept without charge and
-        answer with a failed receipt carrying error 53, as the provider does."""
-        if account.stop_mode == "refuse":
-            self._reject(session, pdu, SubmitRejected(
-                CommandStatus.ESME_RINVDSTADR, f"{destination} is on the STOP list"))
-            return
-        msg = self._message(account, pdu, checked, 0)
-        # Stored already ended, so the outbox never picks it up.
-        msg.status = "REJECTED"
-        session.outstanding_submits += 1
-        future = self.gw.batcher.enqueue(msg)
-        future.add_done_callback(partial(self._stop_committed, session, pdu, msg))
-
-    def _stop_committed(self, session, pdu, msg: NewMessage, future) -> None:
-        session.outstanding_submits -= 1
-        if future.cancelled() or future.exception() is not None:
-            session.respond(pdu, CommandStatus.ESME_RSYSERR)
-            return
-        self.gw.metrics.messages.labels("MT", "stop_listed").inc()
-        session.respond(pdu, 0, message_id=str(msg.id))
-        self.gw.dispatcher.outcome(msg, MessageState.REJECTED, STOP_LIST_ERROR, datetime.now(UTC))
 
     def _reject(self, session: SmppSession, pdu: Pdu, exc: SubmitRejected) -> None:
         log.debug("%s: refused %s: %s", session.peer, pdu.name, exc.reason)
         self.gw.metrics.messages.labels("MT", "invalid").inc()
         session.respond(pdu, exc.status)
+
+    # --- submit_sm and data_sm -------------------------------------------------------
+
+    def submit_sm(self, session: SmppSession, pdu: SubmitSm) -> None:
+        self._submit_one(session, pdu, pdu, replace=pdu.replace_if_present_flag == 1)
+
+    def data_sm(self, session: SmppSession, pdu: DataSm) -> None:
+        """The same message as submit_sm, its text in message_payload; answered as
+        data_sm_resp (the original request is what the response is built from)."""
+        as_submit = SubmitSm(
+            sequence_number=pdu.sequence_number,
+            service_type=pdu.service_type,
+            **addresses(pdu),
+            esm_class=pdu.esm_class,
+            registered_delivery=pdu.registered_delivery,
+            data_coding=pdu.data_coding,
+            tlvs=pdu.tlvs,
+        )
+        self._submit_one(session, pdu, as_submit, replace=False)
+
+    def _submit_one(self, session: SmppSession, pdu: Pdu, submit: SubmitSm, *,
+                    replace: bool) -> None:
+        account = session.account
+        if not self._admit(session, pdu):
+            return
+        try:
+            checked = self._check(account, submit)
+            self._check_route(account, checked.dest.addr)
+        except SubmitRejected as exc:
+            self._reject(session, pdu, exc)
+            return
+        gw = self.gw
+        if account.is_stop_listed(checked.dest.addr):
+            if account.stop_mode == "refuse":
+                self._reject(session, pdu, SubmitRejected(
+                    CommandStatus.ESME_RINVDSTADR, f"{checked.dest.addr} is on the STOP list"))
+                return
+            # The provider's way: accepted free of charge, answered by a failed receipt.
+            msgs = [self._message(account, submit, checked, 0, status="REJECTED")]
+            self._commit(session, pdu, account, msgs, [])
+            return
+        cost = checked.segments * gw.accounts.price(account, checked.dest.addr)
+        if not gw.accounts.reserve(account, cost):
+            gw.metrics.messages.labels("MT", "no_credit").inc()
+            session.respond(pdu, NO_CREDIT_STATUS)
+            return
+        msg = self._message(account, submit, checked, cost)
+        session.outstanding_submits += 1
+        future = gw.batcher.enqueue(msg, replace_present=replace)
+        future.add_done_callback(partial(self._committed, session, pdu, account, msg))
 
     def _committed(self, session, pdu, account, msg: NewMessage, future) -> None:
         gw = self.gw
@@ -171,11 +191,12 @@ class Submitter:
         exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
         if exc is None:
             gw.accounts.settle(account, msg.cost)
+            self._replaced(account, future.result())
             gw.accounts.after_debit(account)
             gw.metrics.credits_debited.inc(msg.cost / 100)
             gw.metrics.messages.labels("MT", "accepted").inc()
             session.respond(pdu, 0, message_id=str(msg.id))
-            self.gw.outbox.committed(msg)
+            gw.outbox.committed(msg)
             return
         gw.accounts.release(account, msg.cost)
         if isinstance(exc, InsufficientCredit):
@@ -186,87 +207,95 @@ class Submitter:
             gw.metrics.messages.labels("MT", "error").inc()
             session.respond(pdu, CommandStatus.ESME_RSYSERR)
 
-    # --- data_sm: the same message, its text in message_payload ----------------------
+    def _replaced(self, account: Account, replaced: list[NewMessage] | None) -> None:
+        """replace_if_present_flag took these waiting messages out: refunded in the same
+        commit; a client that asked for receipts hears of each as DELETED."""
+        now = datetime.now(UTC)
+        for old in replaced or ():
+            self.gw.accounts.credited(account, old.cost)
+            self.gw.metrics.messages.labels("MT", "replaced").inc()
+            self.gw.dispatcher.outcome(old, MessageState.DELETED, 0, now)
 
-    def data_sm(self, session: SmppSession, pdu: DataSm) -> None:
-        as_submit = SubmitSm(
-            sequence_number=pdu.sequence_number,
-            service_type=pdu.service_type,
-            **addresses(pdu),
-            esm_class=pdu.esm_class,
-            registered_delivery=pdu.registered_delivery,
-            data_coding=pdu.data_coding,
-            tlvs=pdu.tlvs,
-        )
-        if not self._admit(session, pdu):
-            return
-        account = session.account
-        try:
-            checked = self._check(account, as_submit)
-            self._check_route(account, pdu.destination_addr)
-        except SubmitRejected as exc:
-            self._reject(session, pdu, exc)
-            return
-        # Answer as data_sm_resp: keep the original request for the response type.
-        self._accept(session, pdu, account, checked, pdu.destination_addr)
-
-    # --- submit_multi ----------------------------------------------------------------
+    # --- submit_multi (SMPP 3.4 section 4.5) -------------------------------------------
 
     def submit_multi(self, session: SmppSession, pdu: SubmitMulti) -> None:
-        """One message per SME destination, all answered by one submit_multi_resp.
-
-        The response's message_id is the first accepted destination's; each
-        destination's receipt carries its own id. Distribution lists are not offered.
-        """
+        """One message per SME destination, each routed and priced on its own, all under
+        the one message_id of submit_multi_resp; every receipt carries that id and is
+        told apart by its destination (the receipt's source_addr). Distribution lists
+        are not offered (ESME_RCNTSUBDL for each)."""
         account = session.account
         if not self._admit(session, pdu, len(pdu.dest_addresses)):
             return
-        unsuccess: list[UnsuccessSme] = []
-        accepted: list[SmeDest] = []
         template = SubmitSm(
+            service_type=pdu.service_type,
             source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
             source_addr=pdu.source_addr, dest_addr_ton=1, dest_addr_npi=1,
             destination_addr="10000000", esm_class=pdu.esm_class,
+            protocol_id=pdu.protocol_id, priority_flag=pdu.priority_flag,
             schedule_delivery_time=pdu.schedule_delivery_time,
             validity_period=pdu.validity_period, registered_delivery=pdu.registered_delivery,
             replace_if_present_flag=pdu.replace_if_present_flag, data_coding=pdu.data_coding,
-            priority_flag=pdu.priority_flag, short_message=pdu.short_message, tlvs=pdu.tlvs,
+            short_message=pdu.short_message, tlvs=pdu.tlvs,
         )
         try:
             checked = self._check(account, template)
         except SubmitRejected as exc:
             self._reject(session, pdu, exc)
             return
+        strict = account.policy.strict
+        unsuccess: list[UnsuccessSme] = []
+        charged: list[tuple[Address, int]] = []
+        stopped: list[Address] = []
         for dest in pdu.dest_addresses:
             if not isinstance(dest, SmeDest):
                 unsuccess.append(UnsuccessSme(0, 0, dest.name, CommandStatus.ESME_RCNTSUBDL))
                 continue
             try:
-                check_destination(dest.ton, dest.npi, dest.addr)
-                self._check_route(account, dest.addr)
+                address = resolve_destination(dest.ton, dest.npi, dest.addr, strict=strict)
+                self._check_route(account, address.addr)
             except SubmitRejected as exc:
                 unsuccess.append(UnsuccessSme(dest.ton, dest.npi, dest.addr, exc.status))
                 continue
-            accepted.append(dest)
-        costs = [checked.segments * self.gw.accounts.price(account, d.addr) for d in accepted]
-        if not accepted:
+            if account.is_stop_listed(address.addr):
+                if account.stop_mode == "refuse":
+                    unsuccess.append(UnsuccessSme(
+                        dest.ton, dest.npi, dest.addr, CommandStatus.ESME_RINVDSTADR))
+                else:
+                    stopped.append(address)
+                continue
+            charged.append((address, checked.segments * self.gw.accounts.price(account,
+                                                                               address.addr)))
+        if not charged and not stopped:
             session.respond(pdu, CommandStatus.ESME_RINVNUMDESTS, unsuccess_smes=unsuccess)
             return
-        if not self.gw.accounts.reserve(account, sum(costs)):
+        total = sum(cost for _, cost in charged)
+        if not self.gw.accounts.reserve(account, total):
+            self.gw.metrics.messages.labels("MT", "no_credit").inc()
             session.respond(pdu, NO_CREDIT_STATUS)
             return
-        msgs = [self._message(account, template, checked, c, d) for d, c in zip(accepted, costs)]
+        group_id = self.gw.ids.next_id()
+        msgs = [self._message(account, template, checked, cost, address, group_id=group_id)
+                for address, cost in charged]
+        msgs += [self._message(account, template, checked, 0, address, status="REJECTED",
+                               group_id=group_id) for address in stopped]
+        # The first row carries the group's id itself, so query_sm finds it.
+        msgs[0].id = group_id
+        self._commit(session, pdu, account, msgs, unsuccess)
+
+    def _commit(self, session, pdu, account, msgs: list[NewMessage],
+                unsuccess: list[UnsuccessSme]) -> None:
         session.outstanding_submits += 1
         futures = [self.gw.batcher.enqueue(m) for m in msgs]
         gathered = asyncio.gather(*futures, return_exceptions=True)
         gathered.add_done_callback(
-            partial(self._multi_committed, session, pdu, account, msgs, unsuccess)
+            partial(self._all_committed, session, pdu, account, msgs, unsuccess)
         )
 
-    def _multi_committed(self, session, pdu, account, msgs, unsuccess, gathered) -> None:
+    def _all_committed(self, session, pdu, account, msgs, unsuccess, gathered) -> None:
         gw = self.gw
         session.outstanding_submits -= 1
-        first_id = None
+        now = datetime.now(UTC)
+        client_id = None
         for msg, result in zip(msgs, gathered.result()):
             if isinstance(result, BaseException):
                 gw.accounts.release(account, msg.cost)
@@ -276,16 +305,29 @@ class Submitter:
                 )
                 unsuccess.append(UnsuccessSme(msg.dest_ton, msg.dest_npi, msg.dest_addr, status))
                 continue
+            client_id = msg.client_id
             gw.accounts.settle(account, msg.cost)
+            if msg.status == "REJECTED":
+                # STOP-listed: stored already ended, never charged, so the outbox never
+                # sees it; the failed receipt carries the provider's error 53.
+                gw.metrics.messages.labels("MT", "stop_listed").inc()
+                gw.dispatcher.outcome(msg, MessageState.REJECTED, STOP_LIST_ERROR, now)
+                continue
             gw.metrics.credits_debited.inc(msg.cost / 100)
             gw.metrics.messages.labels("MT", "accepted").inc()
-            first_id = first_id or str(msg.id)
-            self.gw.outbox.committed(msg)
+            gw.outbox.committed(msg)
         gw.accounts.after_debit(account)
-        if first_id is None:
-            session.respond(pdu, CommandStatus.ESME_RSUBMITFAIL, unsuccess_smes=unsuccess)
+        is_multi = isinstance(pdu, SubmitMulti)
+        if client_id is None:
+            status = unsuccess[0].error_status_code if unsuccess else CommandStatus.ESME_RSYSERR
+            if is_multi:
+                session.respond(pdu, CommandStatus.ESME_RSUBMITFAIL, unsuccess_smes=unsuccess)
+            else:
+                session.respond(pdu, status)
+        elif is_multi:
+            session.respond(pdu, 0, message_id=client_id, unsuccess_smes=unsuccess)
         else:
-            session.respond(pdu, 0, message_id=first_id, unsuccess_smes=unsuccess)
+            session.respond(pdu, 0, message_id=client_id)
 
     # --- everything else a transmitter may send ----------------------------------------
 

@@ -1,17 +1,28 @@
 """What makes a submit_sm acceptable, checked in memory before any credit moves.
 
-Pure functions of the PDU, the account's text settings and `now`: addresses by kind
-(the provider's TON/NPI rules), flags, data_coding and the bytes it claims, times,
-and the number of segments the message costs. A refusal is a `SubmitRejected`
+Pure functions of the PDU, the account's policy and `now`: the addressing policy (the
+source is one of the account's enabled senders, lenient or strict about TON/NPI; the
+destination international), flags, data_coding and the bytes it claims, times, and the
+number of segments the message costs. A refusal is a `SubmitRejected`
 carrying the command_status the spec (or the provider's vendor table) gives.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from auth.senders import (
+    KIND_FOR_TON,
+    LENIENT_NPIS,
+    LENIENT_SOURCE_TONS,
+    NPI_FOR_KIND,
+    TON_FOR_KIND,
+    is_valid_sender,
+)
 from pdu import gsm7
 from pdu.codec import SubmitSm
 from pdu.smpptime import InvalidSmppTime, parse_smpp_time
@@ -27,17 +38,17 @@ from pdu.text import (
 from pdu.tlv import Tag
 from pdu.udh import ESM_CLASS_UDHI, InvalidUdh, parse_udh, septet_fill_bits
 
-# TON / NPI values (SMPP 3.4 5.2.5, 5.2.6) the provider accepts.
+# TON / NPI values (SMPP 3.4 5.2.5, 5.2.6).
+TON_UNKNOWN = 0
 TON_INTERNATIONAL = 1
-TON_NETWORK_SPECIFIC = 3  # shortcodes
-TON_ALPHANUMERIC = 5
+TON_NATIONAL = 2
 NPI_UNKNOWN = 0
 NPI_ISDN = 1
 
-ALPHANUMERIC_MAX = 11
-_ALPHANUMERIC = re.compile(r"[A-Za-z0-9 .\-_&]+")
 _E164 = re.compile(r"[1-9][0-9]{6,14}")
-_SHORTCODE = re.compile(r"[0-9]{3,8}")
+# What clients set for a destination they mean as international: unknown, international
+# or national TON; unknown or ISDN NPI (lenient addressing takes all as E.164).
+LENIENT_DEST_TONS = frozenset({TON_UNKNOWN, TON_INTERNATIONAL, TON_NATIONAL})
 
 # esm_class bits 2-5 (message type): in a submit only these are meaningful.
 ESM_TYPE_MASK = 0x3C
@@ -62,47 +73,89 @@ class CheckedSubmit:
     segments: int
     schedule_at: datetime | None
     expires_at: datetime | None
+    source: Address
+    dest: Address
 
 
-def check_source(ton: int, npi: int, addr: str) -> None:
-    if ton == TON_ALPHANUMERIC:
-        if npi != NPI_UNKNOWN:
-            raise SubmitRejected(S.ESME_RINVSRCNPI, "an alphanumeric sender takes NPI 0")
-        if (
-            not _ALPHANUMERIC.fullmatch(addr)
-            or len(addr) > ALPHANUMERIC_MAX
-            or addr.isdigit()
-        ):
+@dataclass(frozen=True, slots=True)
+class Address:
+    """An address as the gateway records it and sends it upstream."""
+
+    addr: str
+    ton: int
+    npi: int
+
+
+class SenderLike(Protocol):
+    kind: str
+    state: str
+
+
+def resolve_source(
+    senders: Mapping[str, SenderLike], ton: int, npi: int, addr: str, *, strict: bool
+) -> Address:
+    """The source_addr of a submit, checked against the account's enabled senders.
+
+    The enabled senders are the authority. Lenient (the default): an exact match of an
+    enabled sender is taken whatever TON/NPI the client set among those clients use, and
+    normalised to the sender's kind (alphanumeric 5/0, shortcode 3/1, numeric 1/1); a
+    leading '+' on a number is dropped. Strict: the TON must name the sender's kind and
+    the NPI must be the kind's, else ESME_RINVSRCTON / ESME_RINVSRCNPI, as the provider's
+    specification reads.
+    """
+    if strict:
+        kind = KIND_FOR_TON.get(ton)
+        if kind is None:
             raise SubmitRejected(
-                S.ESME_RINVSRCADR, "an alphanumeric sender is 1-11 letters/digits, not all digits"
+                S.ESME_RINVSRCTON, f"source TON {ton}: use 5 (alphanumeric), 3 (shortcode) or 1"
             )
-    elif ton == TON_NETWORK_SPECIFIC:
-        if npi != NPI_ISDN:
-            raise SubmitRejected(S.ESME_RINVSRCNPI, "a shortcode sender takes NPI 1")
-        if not _SHORTCODE.fullmatch(addr):
-            raise SubmitRejected(S.ESME_RINVSRCADR, "a shortcode is 3 to 8 digits")
-    elif ton == TON_INTERNATIONAL:
-        if npi != NPI_ISDN:
-            raise SubmitRejected(S.ESME_RINVSRCNPI, "an international sender takes NPI 1")
-        if not _E164.fullmatch(addr):
+        if npi != NPI_FOR_KIND[kind]:
             raise SubmitRejected(
-                S.ESME_RINVSRCADR, "an international sender is E.164 digits without '+'"
+                S.ESME_RINVSRCNPI, f"a {kind} sender takes NPI {NPI_FOR_KIND[kind]}"
             )
+        if not is_valid_sender(addr, kind):
+            raise SubmitRejected(S.ESME_RINVSRCADR, f"{addr!r} is not a valid {kind} sender")
+        sender = senders.get(addr)
+        if sender is None or sender.state != "enabled" or sender.kind != kind:
+            raise SubmitRejected(
+                S.ESME_RINVSRCADR, f"sender {addr!r} is not an enabled {kind} sender"
+            )
+        return Address(addr, ton, npi)
+    if ton not in LENIENT_SOURCE_TONS:
+        raise SubmitRejected(S.ESME_RINVSRCTON, f"source TON {ton} is not 0, 1, 2, 3 or 5")
+    if npi not in LENIENT_NPIS:
+        raise SubmitRejected(S.ESME_RINVSRCNPI, f"source NPI {npi} is not 0 or 1")
+    sender = senders.get(addr)
+    if sender is None and addr.startswith("+"):
+        addr = addr[1:]
+        sender = senders.get(addr)
+    if sender is None or sender.state != "enabled":
+        raise SubmitRejected(S.ESME_RINVSRCADR, f"sender {addr!r} is not enabled")
+    return Address(addr, TON_FOR_KIND[sender.kind], NPI_FOR_KIND[sender.kind])
+
+
+def resolve_destination(ton: int, npi: int, addr: str, *, strict: bool) -> Address:
+    """A destination as international E.164 (TON 1, NPI 1).
+
+    Strict: exactly TON 1 / NPI 1 and the digits. Lenient: TON 0, 1 or 2 and NPI 0 or 1
+    with 7 to 15 digits are taken as international, a leading '+' stripped.
+    """
+    if strict:
+        if ton != TON_INTERNATIONAL:
+            raise SubmitRejected(S.ESME_RINVDSTTON, "destination TON must be 1 (international)")
+        if npi != NPI_ISDN:
+            raise SubmitRejected(S.ESME_RINVDSTNPI, "destination NPI must be 1 (ISDN/E.164)")
     else:
-        raise SubmitRejected(
-            S.ESME_RINVSRCTON, f"source TON {ton}: use 5 (alphanumeric), 3 (shortcode) or 1"
-        )
-
-
-def check_destination(ton: int, npi: int, addr: str) -> None:
-    if ton != TON_INTERNATIONAL:
-        raise SubmitRejected(S.ESME_RINVDSTTON, "destination TON must be 1 (international)")
-    if npi != NPI_ISDN:
-        raise SubmitRejected(S.ESME_RINVDSTNPI, "destination NPI must be 1 (ISDN/E.164)")
+        if ton not in LENIENT_DEST_TONS:
+            raise SubmitRejected(S.ESME_RINVDSTTON, f"destination TON {ton} is not 0, 1 or 2")
+        if npi not in LENIENT_NPIS:
+            raise SubmitRejected(S.ESME_RINVDSTNPI, f"destination NPI {npi} is not 0 or 1")
+        addr = addr.removeprefix("+")
     if not _E164.fullmatch(addr):
         raise SubmitRejected(
-            S.ESME_RINVDSTADR, "destination must be E.164 digits with country code, no '+'"
+            S.ESME_RINVDSTADR, "destination must be E.164 digits with country code"
         )
+    return Address(addr, TON_INTERNATIONAL, NPI_ISDN)
 
 
 def check_flags(pdu: SubmitSm) -> None:
@@ -118,8 +171,10 @@ def check_flags(pdu: SubmitSm) -> None:
 
 
 def check_times(
-    pdu: SubmitSm, now: datetime, max_validity: timedelta
+    pdu: SubmitSm, now: datetime, default_validity: timedelta, max_validity: timedelta
 ) -> tuple[datetime | None, datetime | None]:
+    """(schedule_at, expires_at): no validity_period means `default_validity` from the
+    later of now and the schedule; a longer one is cut to `max_validity`."""
     try:
         schedule_at = parse_smpp_time(pdu.schedule_delivery_time, now)
     except InvalidSmppTime as exc:
@@ -137,6 +192,8 @@ def check_times(
             raise SubmitRejected(S.ESME_RINVSCHED, "scheduled after the message expires")
     if schedule_at is not None and schedule_at <= now:
         schedule_at = None  # already due: send now
+    if expires_at is None:
+        expires_at = (schedule_at or now) + default_validity
     return schedule_at, expires_at
 
 
@@ -222,21 +279,36 @@ def _check_text(
             from None
 
 
+@dataclass(frozen=True, slots=True)
+class SubmitPolicy:
+    """What of an account the per-message checks need."""
+
+    senders: Mapping[str, SenderLike]
+    strict: bool = False
+    gsm_packed: bool = False
+    max_segments: int = 8
+
+
 def check_submit(
     pdu: SubmitSm,
+    policy: SubmitPolicy,
     *,
-    gsm_packed: bool,
-    max_segments: int,
     now: datetime,
+    default_validity: timedelta,
     max_validity: timedelta,
 ) -> CheckedSubmit:
     """Every per-message check, in the order a client can act on the answer."""
-    check_source(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr)
-    check_destination(pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)
+    source = resolve_source(
+        policy.senders, pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr,
+        strict=policy.strict,
+    )
+    dest = resolve_destination(
+        pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr, strict=policy.strict
+    )
     check_flags(pdu)
-    schedule_at, expires_at = check_times(pdu, now, max_validity)
+    schedule_at, expires_at = check_times(pdu, now, default_validity, max_validity)
     body = message_body(pdu)
     segments = count_message_segments(
-        pdu, body, gsm_packed=gsm_packed, max_segments=max_segments
+        pdu, body, gsm_packed=policy.gsm_packed, max_segments=policy.max_segments
     )
-    return CheckedSubmit(body, segments, schedule_at, expires_at)
+    return CheckedSubmit(body, segments, schedule_at, expires_at, source, dest)

@@ -31,6 +31,7 @@ from store.errors import (
 )
 from store.tables import (
     ACCOUNT_STATUSES,
+    ADDRESSING_MODES,
     SENDER_KINDS,
     SENDER_STATES,
     STOP_MODES,
@@ -114,6 +115,43 @@ def _stop_mode(value: Any) -> str:
     return str(value)
 
 
+def _addressing(value: Any) -> str:
+    if value not in ADDRESSING_MODES:
+        raise ValueError(
+            f"addressing must be one of {', '.join(ADDRESSING_MODES)}, got {value!r}"
+        )
+    return str(value)
+
+
+def _outbind_address(value: Any) -> str | None:
+    """'host:port' ('[v6]:port' for IPv6), or empty for no outbind."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or any(c.isspace() for c in host) or not port.isdigit() or not (
+        1 <= int(port) <= 65535
+    ):
+        raise ValueError(f"outbind_address must be host:port, got {value!r}")
+    return text
+
+
+def _c_octet(name: str, max_chars: int) -> Any:
+    """An SMPP C-Octet String field the gateway presents (at most max_chars + NUL)."""
+
+    def check(value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or len(value) > max_chars or not value.isascii() or any(
+            not c.isprintable() for c in value
+        ):
+            raise ValueError(f"{name} must be 1 to {max_chars} printable ASCII characters")
+        return value
+
+    return check
+
+
 def _optional_minor(name: str, *, positive: bool) -> Any:
     def check(value: Any) -> int | None:
         if value is None:
@@ -149,6 +187,11 @@ ACCOUNT_SETTINGS: dict[str, Any] = {
     "vendor_tlvs": _bool("vendor_tlvs"),
     "dlr_retention_days": _int_in("dlr_retention_days", 1, 365),
     "stop_mode": _stop_mode,
+    "addressing": _addressing,
+    "outbind_address": _outbind_address,
+    # SMPP 3.4: system_id is C-Octet String(16), password (9), NUL included.
+    "outbind_system_id": _c_octet("outbind_system_id", 15),
+    "outbind_password": _c_octet("outbind_password", 8),
     "auto_topup_threshold": _optional_minor("auto_topup_threshold", positive=False),
     "auto_topup_amount": _optional_minor("auto_topup_amount", positive=True),
     "auto_topup_monthly_cap": _optional_minor("auto_topup_monthly_cap", positive=True),

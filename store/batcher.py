@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.engine import writer
 from store.errors import AccountNotFound, InsufficientCredit, StoreError
+from store.outbox import withdraw_waiting
 from store.tables import accounts, ledger, messages, upstream_attempts
 
 log = logging.getLogger(__name__)
@@ -59,10 +62,16 @@ class NewMessage:
         """The message_id the client was given for this row (and its receipts carry)."""
         return str(self.group_id or self.id)
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> NewMessage:
+        """The message as a messages-table row read back holds it."""
+        return cls(**{name: row.get(name) for name in _FIELDS})
+
 
 _FIELDS = tuple(f.name for f in fields(NewMessage))
 
-_Pending = tuple[NewMessage, "asyncio.Future[None]"]
+# (message, future of the commit, replace_if_present_flag)
+_Pending = tuple[NewMessage, "asyncio.Future[list[NewMessage]]", bool]
 
 
 def claimable(msg: NewMessage) -> bool:
@@ -114,16 +123,21 @@ class WriteBehindBatcher:
         task, self._task = self._task, None
         await task
 
-    async def submit(self, msg: NewMessage) -> None:
+    async def submit(self, msg: NewMessage, *, replace_present: bool = False) -> list[NewMessage]:
         """Return once `msg` and its debit are committed.
 
+        With `replace_present` (submit_sm's replace_if_present_flag), messages of the
+        account still waiting with the same source, destination and service_type are
+        withdrawn and refunded in the same transaction; they are returned.
         Raises InsufficientCredit if the account's balance cannot cover the account's
         share of the batch (nothing is written for that account), AccountNotFound, or
         the database error that rolled back the whole batch.
         """
-        await self.enqueue(msg)
+        return await self.enqueue(msg, replace_present=replace_present)
 
-    def enqueue(self, msg: NewMessage) -> asyncio.Future[None]:
+    def enqueue(
+        self, msg: NewMessage, *, replace_present: bool = False
+    ) -> asyncio.Future[list[NewMessage]]:
         """submit() without a coroutine: the future resolves when `msg` is committed.
 
         For the session hot path, which reacts with a done-callback instead of a task
@@ -132,8 +146,8 @@ class WriteBehindBatcher:
         if self._task is None or self._stopping:
             raise StoreError("the write-behind batcher is not running")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((msg, future))
+        future: asyncio.Future[list[NewMessage]] = loop.create_future()
+        self._pending.append((msg, future, replace_present))
         if len(self._pending) == 1:
             self._first_at = loop.time()
             self._wake.set()
@@ -180,12 +194,25 @@ class WriteBehindBatcher:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         totals: dict[int, int] = {}
-        for msg, _ in batch:
+        for msg, _, _ in batch:
             totals[msg.account_id] = totals.get(msg.account_id, 0) + msg.cost
+        replaced: dict[int, list[NewMessage]] = {}
         try:
             async with self._engine.begin() as conn:
+                for msg, _, replace in batch:
+                    if replace:
+                        # Before the debit: the refund may be what pays for the new one.
+                        rows = await withdraw_waiting(
+                            conn, msg.account_id, msg.created_at, note="replace_if_present",
+                            source_addr=msg.source_addr, dest_addr=msg.dest_addr,
+                            service_type=msg.service_type,
+                        )
+                        replaced[msg.id] = [NewMessage.from_row(r) for r in rows]
                 refused = await self._debit(conn, totals)
-                accepted = [msg for msg, _ in batch if msg.account_id not in refused]
+                if replaced and any(msg.account_id in refused for msg, _, _ in batch):
+                    # Not paid for after all: nothing of this batch may stand.
+                    raise _Refused(refused)
+                accepted = [msg for msg, _, _ in batch if msg.account_id not in refused]
                 if accepted:
                     await conn.execute(
                         messages.insert(),
@@ -209,17 +236,27 @@ class WriteBehindBatcher:
                         ]
                         if claims:
                             await conn.execute(upstream_attempts.insert(), claims)
+        except _Refused as exc:
+            # Rolled back because a replacement was refused: the other accounts' messages
+            # are sent again on their own, the refused ones get their error.
+            retry = [item for item in batch if item[0].account_id not in exc.refused]
+            for msg, future, _ in batch:
+                if msg.account_id in exc.refused and not future.done():
+                    future.set_exception(exc.refused[msg.account_id])
+            if retry:
+                await self._flush(retry)
+            return
         except Exception as exc:  # noqa: BLE001 - any failure is handed to the submitters
             # The transaction rolled back: nothing of this batch was written.
             log.warning("write-behind batch of %d failed: %r", len(batch), exc)
             _fail(batch, exc)
             return
-        for msg, future in batch:
+        for msg, future, _ in batch:
             if future.done():  # the submitter was cancelled; its row is committed anyway
                 continue
             error = refused.get(msg.account_id)
             if error is None:
-                future.set_result(None)
+                future.set_result(replaced.get(msg.id, []))
             else:
                 future.set_exception(error)
 
@@ -260,7 +297,15 @@ class WriteBehindBatcher:
 
 
 
+class _Refused(Exception):
+    """A batch with a replacement hit an account that cannot pay: roll it all back."""
+
+    def __init__(self, refused: dict[int, Exception]) -> None:
+        super().__init__("refused accounts in a batch with replacements")
+        self.refused = refused
+
+
 def _fail(items: list[_Pending], exc: BaseException) -> None:
-    for _, future in items:
+    for _, future, _ in items:
         if not future.done():
             future.set_exception(exc)

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.engine import writer
+from store.errors import InsufficientCredit
 from store.tables import accounts, ledger, messages, upstream_attempts
 
 # Statuses a message reaches without ever leaving the gateway.
@@ -55,6 +56,58 @@ def _not_in_flight(now: datetime) -> sa.ColumnElement[bool]:
         upstream_attempts.c.next_attempt_at > now,
     )
     return ~sa.exists(live)
+
+
+async def withdraw_waiting(
+    conn: AsyncConnection, account_id: int, now: datetime, *, note: str,
+    message_id: int | None = None, source_addr: str | None = None,
+    dest_addr: str | None = None, service_type: str | None = None,
+) -> list[dict[str, Any]]:
+    """Inside the caller's transaction: end matching messages that still wait for an
+    upstream as DELETED, refund each with a ledger row, drop their scheduling.
+
+    Used by cancel_sm and by submit_sm's replace_if_present_flag, whose replacement is
+    committed in the same transaction. Returns the withdrawn rows as they were.
+    """
+    cond = [
+        messages.c.account_id == account_id,
+        messages.c.status == "ACCEPTED",
+        messages.c.direction == "MT",
+        _not_in_flight(now),
+    ]
+    if message_id is not None:
+        cond.append(sa.or_(messages.c.id == message_id, messages.c.group_id == message_id))
+    if source_addr:
+        cond.append(messages.c.source_addr == source_addr)
+    if dest_addr:
+        cond.append(messages.c.dest_addr == dest_addr)
+    if service_type is not None:
+        cond.append(messages.c.service_type == service_type)
+    query = sa.select(messages).where(*cond)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    found = [dict(r._mapping) for r in await conn.execute(query)]
+    if not found:
+        return []
+    ids = [int(r["id"]) for r in found]
+    await conn.execute(
+        messages.update()
+        .where(messages.c.id.in_(ids), messages.c.status == "ACCEPTED")
+        .values(status=CANCELLED_STATUS, done_at=now)
+    )
+    refunds = [
+        {"account_id": account_id, "kind": "refund", "amount": int(r["cost"]),
+         "message_id": int(r["id"]), "note": note, "created_at": now}
+        for r in found if r["cost"]
+    ]
+    if refunds:
+        await conn.execute(ledger.insert(), refunds)
+        await conn.execute(
+            accounts.update().where(accounts.c.id == account_id)
+            .values(balance=accounts.c.balance + sum(r["amount"] for r in refunds))
+        )
+    await conn.execute(upstream_attempts.delete().where(upstream_attempts.c.message_id.in_(ids)))
+    return found
 
 
 def _upsert(conn: AsyncConnection, rows: list[dict[str, Any]], update: list[str]) -> Any:
@@ -189,69 +242,53 @@ class OutboxStore:
             )
             return [dict(r._mapping) for r in rows]
 
-    async def cancel(self, account_id: int, now: datetime, **match: Any) -> list[int]:
-        """Cancel messages still waiting in the outbox; returns the ids cancelled.
+    async def cancel(self, account_id: int, now: datetime, **match: Any) -> list[dict[str, Any]]:
+        """Cancel messages still waiting in the outbox; returns the rows cancelled.
 
-        `match` is either message_id=..., or source_addr/dest_addr (all such messages
-        of the account, as cancel_sm with an empty message_id asks). What the messages
-        cost is refunded in the same transaction: one 'refund' ledger row each.
+        `match` is either message_id=... (a submit_multi's id cancels every destination
+        still waiting), or source_addr/dest_addr (all such messages of the account, as
+        cancel_sm with an empty message_id asks). What the messages cost is refunded in
+        the same transaction: one 'refund' ledger row each.
         """
-        cond = [
-            messages.c.account_id == account_id,
-            messages.c.status == "ACCEPTED",
-            messages.c.direction == "MT",
-            _not_in_flight(now),
-        ]
-        if "message_id" in match:
-            cond.append(messages.c.id == match["message_id"])
-        if match.get("source_addr"):
-            cond.append(messages.c.source_addr == match["source_addr"])
-        if match.get("dest_addr"):
-            cond.append(messages.c.dest_addr == match["dest_addr"])
         async with self._writer.begin() as conn:
-            query = sa.select(messages.c.id, messages.c.cost).where(*cond)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            found = [(int(i), int(c)) for i, c in (await conn.execute(query)).all()]
-            ids = [i for i, _ in found]
-            if ids:
-                await conn.execute(
-                    messages.update()
-                    .where(messages.c.id.in_(ids), messages.c.status == "ACCEPTED")
-                    .values(status=CANCELLED_STATUS, done_at=now)
-                )
-                refunds = [
-                    {"account_id": account_id, "kind": "refund", "amount": cost,
-                     "message_id": i, "note": "cancel_sm", "created_at": now}
-                    for i, cost in found if cost
-                ]
-                if refunds:
-                    await conn.execute(ledger.insert(), refunds)
-                    await conn.execute(
-                        accounts.update().where(accounts.c.id == account_id)
-                        .values(balance=accounts.c.balance + sum(r["amount"] for r in refunds))
-                    )
-                await conn.execute(
-                    upstream_attempts.delete().where(upstream_attempts.c.message_id.in_(ids))
-                )
-        return ids
+            return await withdraw_waiting(conn, account_id, now, note="cancel_sm", **match)
 
     async def replace(
-        self, account_id: int, message_id: int, now: datetime, values: dict[str, Any]
+        self, account_id: int, message_id: int, now: datetime, values: dict[str, Any],
+        *, old_cost: int | None = None,
     ) -> bool:
-        """Change a message still waiting in the outbox; False if it is not waiting."""
+        """Change a message still waiting in the outbox; False if it is not waiting.
+
+        When `values` carries a new `cost` (replace_sm re-prices), the difference with
+        `old_cost` is debited or refunded in the same transaction, with its ledger row;
+        a debit the balance cannot cover raises InsufficientCredit and changes nothing.
+        """
+        delta = 0 if old_cost is None else int(values.get("cost", old_cost)) - old_cost
+        where = [
+            messages.c.id == message_id,
+            messages.c.account_id == account_id,
+            messages.c.status == "ACCEPTED",
+            _not_in_flight(now),
+        ]
+        if old_cost is not None:
+            where.append(messages.c.cost == old_cost)  # priced as the caller saw it
         async with self._writer.begin() as conn:
-            result = await conn.execute(
-                messages.update()
-                .where(
-                    messages.c.id == message_id,
-                    messages.c.account_id == account_id,
-                    messages.c.status == "ACCEPTED",
-                    _not_in_flight(now),
+            result = await conn.execute(messages.update().where(*where).values(**values))
+            if result.rowcount != 1:
+                return False
+            if delta:
+                moved = await conn.execute(
+                    accounts.update()
+                    .where(accounts.c.id == account_id, accounts.c.balance >= delta)
+                    .values(balance=accounts.c.balance - delta)
                 )
-                .values(**values)
-            )
-        return result.rowcount == 1
+                if moved.rowcount != 1:
+                    raise InsufficientCredit(account_id, delta)
+                await conn.execute(ledger.insert().values(
+                    account_id=account_id, kind="debit" if delta > 0 else "refund",
+                    amount=-delta, message_id=message_id, note="replace_sm", created_at=now,
+                ))
+        return True
 
     async def waiting(self) -> int:
         """How many MT messages wait for an upstream (for metrics and tests)."""

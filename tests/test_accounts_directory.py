@@ -10,8 +10,10 @@ import store_fixtures
 from gw_helpers import gateway_settings
 from store_fixtures import StoreDB
 
+from auth.senders import NPI_FOR_KIND, TON_FOR_KIND
 from gateway.accounts import AccountDirectory
 from gateway.metrics import GatewayMetrics
+from gateway.validation import SubmitRejected, resolve_source
 from store.accounts import AccountStore
 from store.invariants import ledger_violations
 from store.rates import RateStore
@@ -40,18 +42,33 @@ async def directory(store_db: StoreDB, tmp_path) -> AccountDirectory:
 
 
 @pytest.mark.parametrize(
-    "source, ton, allowed",
+    "source, ton, npi, strict, allowed",
     [
-        ("ACME", 5, True), ("ACME", 0, True), ("ACME", 1, False), ("ACME", 3, False),
-        ("36180", 3, True), ("36180", 5, False), ("36180", 1, False),
-        ("33700000000", 1, True), ("33700000000", 5, False),
-        ("NEWS", 5, False), ("OLD", 5, False), ("acme", 5, False), ("UNKNOWN", 5, False),
+        # strict: the TON and NPI must name the enabled sender's kind exactly
+        ("ACME", 5, 0, True, True), ("ACME", 0, 0, True, False), ("ACME", 1, 1, True, False),
+        ("ACME", 5, 1, True, False), ("36180", 3, 1, True, True), ("36180", 5, 0, True, False),
+        ("33700000000", 1, 1, True, True), ("33700000000", 5, 0, True, False),
+        # lenient: any TON/NPI clients use, for an enabled sender matched exactly
+        ("ACME", 0, 0, False, True), ("ACME", 1, 1, False, True), ("36180", 0, 0, False, True),
+        ("33700000000", 2, 1, False, True), ("+33700000000", 1, 1, False, True),
+        ("ACME", 4, 0, False, False), ("ACME", 5, 9, False, False),
+        # never: a sender that is not enabled, or not the account's
+        ("NEWS", 5, 0, False, False), ("OLD", 5, 0, True, False), ("acme", 5, 0, False, False),
+        ("UNKNOWN", 5, 0, False, False),
     ],
 )
-async def test_sender_status_needs_an_enabled_sender_of_the_tons_kind(
-    directory: AccountDirectory, source: str, ton: int, allowed: bool
+async def test_only_enabled_senders_pass_the_addressing_policy(
+    directory: AccountDirectory, source: str, ton: int, npi: int, strict: bool, allowed: bool
 ) -> None:
-    assert directory.get("acme").sender_status(source, ton, 0) is allowed
+    account = directory.get("acme")
+    try:
+        address = resolve_source(account.senders, ton, npi, source, strict=strict)
+    except SubmitRejected:
+        assert not allowed
+        return
+    assert allowed
+    kind = account.senders[address.addr].kind
+    assert (address.ton, address.npi) == (TON_FOR_KIND[kind], NPI_FOR_KIND[kind])
 
 
 async def test_settings_and_stop_list_are_in_memory(

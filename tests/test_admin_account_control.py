@@ -282,11 +282,22 @@ async def test_only_enabled_senders_of_the_right_kind_may_submit(gateway: Gatewa
         await admin(gateway, "sender.set_state", system_id=sid, sender="ACME", state="enabled",
                     comment="Kbis checked")
         assert (await client.request(_submit("ACME"))).command_status == S.ESME_ROK
-        # A shortcode must come with TON 3, not as an alphanumeric.
+        # Lenient addressing (the default): the enabled shortcode is taken whatever TON
+        # the client set, and recorded and sent with the shortcode's TON 3 / NPI 1.
+        resp = await client.request(_submit("36180", ton=5))
+        assert resp.command_status == S.ESME_ROK
+        row = await gateway.messages.get(int(resp.message_id))
+        assert (row["source_ton"], row["source_npi"]) == (3, 1)
+        # Strict addressing: a shortcode must come with TON 3, not as an alphanumeric.
+        await admin(gateway, "account.set", system_id=sid, addressing="strict")
         assert (await client.request(_submit("36180", ton=5))).command_status == (
             S.ESME_RINVSRCADR
         )
+        assert (await client.request(_submit("36180", ton=0))).command_status == (
+            S.ESME_RINVSRCTON
+        )
         assert (await client.request(_submit("36180", ton=3))).command_status == S.ESME_ROK
+        await admin(gateway, "account.set", system_id=sid, addressing="lenient")
         await admin(gateway, "sender.set_state", system_id=sid, sender="ACME", state="refused")
         assert (await client.request(_submit("ACME"))).command_status == S.ESME_RINVSRCADR
         assert (await client.request(_submit("OTHER"))).command_status == S.ESME_RINVSRCADR

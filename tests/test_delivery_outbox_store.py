@@ -111,7 +111,7 @@ async def test_cancel_and_replace_only_touch_messages_not_in_flight(store_db: St
     assert not await outbox.replace(account_id, ids[0], now, {"body": b"new"})
     assert await outbox.replace(account_id, ids[1], now, {"body": b"new"})
     assert await outbox.cancel(account_id + 1, now, message_id=ids[1]) == []  # not theirs
-    assert await outbox.cancel(account_id, now, message_id=ids[1]) == [ids[1]]
+    assert [r["id"] for r in await outbox.cancel(account_id, now, message_id=ids[1])] == [ids[1]]
     assert await outbox.cancel(account_id, now, message_id=ids[1]) == []
     assert await outbox.waiting() == 1
 

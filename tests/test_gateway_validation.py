@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.validation import SubmitRejected, check_submit
+from gateway.accounts import Sender
+from gateway.validation import SubmitPolicy, SubmitRejected, check_submit
 from pdu.codec import SubmitSm
 from pdu.status import CommandStatus as S
 from pdu.tlv import Tag, int_tlv
@@ -16,15 +17,30 @@ GOOD = {"source_addr_ton": 5, "source_addr_npi": 0, "source_addr": "ovh123", "de
             "dest_addr_npi": 1, "destination_addr": "33601020304", "short_message": b"hello"}
 
 
-def _check(gsm_packed=False, max_segments=8, **fields):
-    return check_submit(SubmitSm(**{**GOOD, **fields}), gsm_packed=gsm_packed,
-                        max_segments=max_segments, now=NOW, max_validity=timedelta(days=7))
+SENDERS = {
+    "ovh123": Sender("alphanumeric", "enabled"),
+    "Shop!": Sender("alphanumeric", "enabled"),
+    "38069": Sender("shortcode", "enabled"),
+    "33601020304": Sender("numeric", "enabled"),
+    "12345": Sender("shortcode", "enabled"),
+    "NEWS": Sender("alphanumeric", "pending"),
+}
 
 
+def _check(gsm_packed=False, max_segments=8, strict=True, **fields):
+    policy = SubmitPolicy(SENDERS, strict=strict, gsm_packed=gsm_packed,
+                          max_segments=max_segments)
+    return check_submit(SubmitSm(**{**GOOD, **fields}), policy, now=NOW,
+                        default_validity=timedelta(hours=48), max_validity=timedelta(days=7))
+
+
+# Strict addressing: the provider's specification to the letter.
 REFUSALS = [
     ("source TON 0", {"source_addr_ton": 0}, S.ESME_RINVSRCTON),
     ("source TON 2", {"source_addr_ton": 2, "source_addr_npi": 1, "source_addr": "0601"},
      S.ESME_RINVSRCTON),
+    ("sender not enabled", {"source_addr": "NEWS"}, S.ESME_RINVSRCADR),
+    ("shortcode sent as alphanumeric", {"source_addr": "12345"}, S.ESME_RINVSRCADR),
     ("alphanumeric with NPI 1", {"source_addr_npi": 1}, S.ESME_RINVSRCNPI),
     ("alphanumeric too long", {"source_addr": "abcdefghijkl"}, S.ESME_RINVSRCADR),
     ("alphanumeric all digits", {"source_addr": "12345"}, S.ESME_RINVSRCADR),
@@ -67,9 +83,65 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize("fields,status", [c[1:] for c in REFUSALS], ids=[c[0] for c in REFUSALS])
-def test_refusal_status(fields, status):
+def test_strict_refusal_status(fields, status):
     with pytest.raises(SubmitRejected) as err:
         _check(**fields)
+    assert err.value.status == status
+
+
+# Lenient addressing (the default): what clients send with their default settings.
+LENIENT = [
+    ("TON 0 NPI 0 alphanumeric", {"source_addr_ton": 0, "source_addr_npi": 0}, ("ovh123", 5, 0)),
+    ("TON 1 NPI 1 alphanumeric", {"source_addr_ton": 1, "source_addr_npi": 1}, ("ovh123", 5, 0)),
+    ("Kannel numeric shortcode", {"source_addr_ton": 2, "source_addr_npi": 1,
+                                  "source_addr": "12345"}, ("12345", 3, 1)),
+    ("TON 0 international with +", {"source_addr_ton": 0, "source_addr": "+33601020304"},
+     ("33601020304", 1, 1)),
+    ("special characters the operator enabled", {"source_addr_ton": 5, "source_addr": "Shop!"},
+     ("Shop!", 5, 0)),
+]
+
+
+@pytest.mark.parametrize("fields,source", [c[1:] for c in LENIENT], ids=[c[0] for c in LENIENT])
+def test_lenient_takes_an_enabled_sender_and_normalises_its_ton_npi(fields, source):
+    checked = _check(strict=False, **fields)
+    assert (checked.source.addr, checked.source.ton, checked.source.npi) == source
+
+
+LENIENT_DESTINATIONS = [
+    ({"dest_addr_ton": 0, "dest_addr_npi": 0}, "33601020304"),
+    ({"dest_addr_ton": 2, "dest_addr_npi": 1}, "33601020304"),
+    ({"dest_addr_ton": 1, "dest_addr_npi": 1, "destination_addr": "+33601020304"},
+     "33601020304"),
+    ({"dest_addr_ton": 0, "dest_addr_npi": 1, "destination_addr": "4477009001"}, "4477009001"),
+]
+
+
+@pytest.mark.parametrize("fields,dest", LENIENT_DESTINATIONS)
+def test_lenient_destination_is_taken_as_international(fields, dest):
+    checked = _check(strict=False, **fields)
+    assert (checked.dest.addr, checked.dest.ton, checked.dest.npi) == (dest, 1, 1)
+
+
+LENIENT_REFUSALS = [
+    ("source TON 4", {"source_addr_ton": 4}, S.ESME_RINVSRCTON),
+    ("source NPI 9", {"source_addr_npi": 9}, S.ESME_RINVSRCNPI),
+    ("sender not enabled", {"source_addr": "NEWS", "source_addr_ton": 0}, S.ESME_RINVSRCADR),
+    ("sender of another case", {"source_addr": "OVH123"}, S.ESME_RINVSRCADR),
+    ("destination TON 5", {"dest_addr_ton": 5}, S.ESME_RINVDSTTON),
+    ("destination NPI 3", {"dest_addr_npi": 3}, S.ESME_RINVDSTNPI),
+    ("destination national with 0", {"dest_addr_ton": 2, "destination_addr": "0601020304"},
+     S.ESME_RINVDSTADR),
+    ("destination 6 digits", {"dest_addr_ton": 0, "destination_addr": "336010"},
+     S.ESME_RINVDSTADR),
+]
+
+
+@pytest.mark.parametrize("fields,status", [c[1:] for c in LENIENT_REFUSALS],
+                         ids=[c[0] for c in LENIENT_REFUSALS])
+def test_lenient_refusal_status(fields, status):
+    with pytest.raises(SubmitRejected) as err:
+        _check(strict=False, **fields)
     assert err.value.status == status
 
 
@@ -112,3 +184,9 @@ def test_validity_is_capped_and_past_schedule_means_now():
     checked = _check(validity_period="000030000000000R", schedule_delivery_time="261125110000000+")
     assert checked.expires_at == NOW + timedelta(days=7)
     assert checked.schedule_at is None
+
+
+def test_no_validity_period_means_the_default_validity_from_the_schedule():
+    assert _check().expires_at == NOW + timedelta(hours=48)
+    checked = _check(schedule_delivery_time="000001000000000R")
+    assert checked.expires_at == NOW + timedelta(days=1, hours=48)

@@ -112,7 +112,7 @@ async def test_insufficient_credit_rejects_only_the_short_account(
         batcher.submit(new_message(5, poor["id"], cost=10)),
         return_exceptions=True,
     )
-    assert results[0] is None and results[2] is None
+    assert results[0] == [] and results[2] == []  # committed, nothing replaced
     assert all(isinstance(results[i], InsufficientCredit) for i in (1, 3, 4))
     assert await _committed_ids(store_db) == [1, 3]
     assert [row[3] for row in await _ledger(store_db)] == [1, 3]
@@ -130,7 +130,7 @@ async def test_unknown_account_fails_only_its_messages(
         batcher.submit(new_message(2, 999_999)),
         return_exceptions=True,
     )
-    assert results[0] is None
+    assert results[0] == []
     assert isinstance(results[1], AccountNotFound)
     assert await _committed_ids(store_db) == [1]
 
@@ -249,8 +249,8 @@ async def test_two_nodes_sharing_one_store_never_oversell(store_db: StoreDB) -> 
         for node in nodes:
             await node.stop()
         await other_engine.dispose()
-    accepted = [i + 1 for i, r in enumerate(results) if r is None]
-    assert all(r is None or isinstance(r, InsufficientCredit) for r in results)
+    accepted = [i + 1 for i, r in enumerate(results) if r == []]
+    assert all(r == [] or isinstance(r, InsufficientCredit) for r in results)
     assert await _committed_ids(store_db) == accepted
     balance = await accounts.balance("acme")
     assert balance == 250 - 10 * len(accepted) >= 0
