@@ -1,8 +1,8 @@
 """short_message text: data_coding values, text codecs, segment counting and splitting.
 
 Maps SMPP 3.4 data_coding (5.2.19, plus the GSM 03.38 message-class group 0xF0..0xFF)
-to an alphabet, decodes and encodes text in it, and counts the SMS segments a payload
-costs on the air. The gateway prices by `count_segments`.
+to an alphabet, decodes and encodes text in it, counts the SMS segments a payload costs
+on the air (the gateway prices by `count_segments`) and cuts it into those segments.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Container
 from enum import Enum
+from itertools import accumulate
 
 from pdu import gsm7, udh
 from pdu.gsm7 import InvalidGsm7, TextEncodeError
@@ -188,16 +189,22 @@ def _encode_with(text: str, codec: str, name: str) -> bytes:
 # -- segments -----------------------------------------------------------------------
 
 
-def _part_ends(length: int, per_part: int, unsplittable: Container[int]) -> list[int]:
+def _part_ends(
+    length: int, per_part: int, unsplittable: Container[int], no_full_end: Container[int] = ()
+) -> list[int]:
     """End offsets of greedy parts of at most `per_part` units.
 
-    A full part never ends at an offset in `unsplittable` (the middle of an escape pair
-    or a surrogate pair); it gives that unit to the next part instead.
+    A part never ends at an offset in `unsplittable` (the middle of an escape pair or a
+    surrogate pair), and a full part never at one in `no_full_end` (see _cr_ends); it
+    gives that unit to the next part instead.
     """
     ends: list[int] = []
     pos = 0
     while pos < length:
         end = min(pos + per_part, length)
+        if end - pos == per_part and per_part > 1 and end in no_full_end:
+            # One unit less is no longer full, so one step back is always enough.
+            end -= 1
         while end - pos > 1 and end in unsplittable and (end < length or end - pos == per_part):
             end -= 1
         ends.append(end)
@@ -223,6 +230,22 @@ def _escape_pair_middles(septets: bytes) -> set[int]:
     return middles
 
 
+def _cr_ends(septets: bytes) -> set[int]:
+    """Offsets just after a CR: a full part of packed GSM must not end there.
+
+    Beside a concatenation UDH a full part ends on an octet boundary, where 03.38 adds a
+    second CR so the real one is not taken for padding (gsm7.pack_message); it would not
+    fit. Counting and splitting apply the rule alike, so what is priced is what is sent.
+    """
+    return {i + 1 for i, septet in enumerate(septets) if septet == gsm7.CR}
+
+
+def _gsm7_part_ends(septets: bytes, per_part: int, *, packed: bool) -> list[int]:
+    middles = _escape_pair_middles(septets) if gsm7.ESCAPE in septets else set()
+    cr_ends = _cr_ends(septets) if packed and gsm7.CR in septets else set()
+    return _part_ends(len(septets), per_part, middles, cr_ends)
+
+
 _HIGH_SURROGATE_OCTET = re.compile(rb"[\xd8-\xdb]")
 
 
@@ -241,17 +264,18 @@ def count_segments(payload: bytes, data_coding: int, *, gsm_packed: bool = False
     """SMS segments needed on the air for a client's whole user data (without UDH).
 
     A client that segments itself sends one UDH part per PDU: that is one segment each,
-    not something to count here. GSM counts septets, an escape pair never split;
-    UCS-2 counts UTF-16 code units, a surrogate pair never split; Latin-1 and binary
-    count octets. IA5 goes to handsets as GSM 7-bit when it can, so it is counted as
-    text. An empty message is still one SMS. Input is not validated beyond what
-    counting needs: a trailing lone ESC is one septet.
+    not something to count here. GSM counts septets, an escape pair never split (and,
+    packed, no full part ending in CR: see _cr_ends); UCS-2 counts UTF-16 code units,
+    a surrogate pair never split; Latin-1 and binary count octets. IA5 goes to handsets
+    as GSM 7-bit when it can, so it is counted as text. An empty message is still one SMS.
+    Input is not validated beyond what counting needs: a trailing lone ESC is one septet.
     """
     alphabet = alphabet_for(data_coding)
     if alphabet is Alphabet.GSM7:
         septets = gsm7.unpack_message(payload) if gsm_packed else payload
-        middles = _escape_pair_middles(septets) if gsm7.ESCAPE in septets else set()
-        return _count_parts(len(septets), GSM7_SINGLE_SEPTETS, GSM7_CONCAT_SEPTETS, middles)
+        if len(septets) <= GSM7_SINGLE_SEPTETS:
+            return 1
+        return len(_gsm7_part_ends(septets, GSM7_CONCAT_SEPTETS, packed=gsm_packed))
     if alphabet is Alphabet.UCS2:
         if len(payload) % 2:
             raise InvalidText(f"UCS-2 payload has an odd length ({len(payload)} octets)")
@@ -273,6 +297,39 @@ def count_text_segments(text: str) -> tuple[int, int]:
     return data_coding, count_segments(_encode_with(text, "utf-16-be", "UCS-2"), data_coding)
 
 
+def split_payload(
+    payload: bytes,
+    data_coding: int,
+    *,
+    gsm_packed: bool = False,
+    ref: int | None = None,
+    udh16: bool = False,
+) -> list[bytes]:
+    """Cut a client's user data (no UDH) into the SMS segments count_segments prices.
+
+    A payload that fits one SMS comes back as [payload], untouched, even with `ref`.
+    Otherwise, with `ref` each part starts with a concatenation UDH (send it with
+    ESM_CLASS_UDHI); with ref=None parts carry no UDH (send them with sar_* TLVs) but
+    leave room for the one the SMSC adds, with a 16-bit reference if `udh16`. Parts keep
+    the payload's coding and GSM packing and never split an escape or surrogate pair;
+    IA5 is cut by the GSM septets (or UCS-2 units) it is priced at. With udh16=False
+    there are exactly count_segments parts; a 16-bit reference leaves one octet less
+    per part and may need more. Raises InvalidText for odd-length UCS-2 and ValueError
+    beyond 255 parts.
+    """
+    if count_segments(payload, data_coding, gsm_packed=gsm_packed) == 1:
+        return [payload]
+    alphabet = alphabet_for(data_coding)
+    if alphabet is Alphabet.GSM7:
+        septets = gsm7.unpack_message(payload) if gsm_packed else payload
+        return _split_gsm7(septets, ref=ref, udh16=udh16, packed=gsm_packed)
+    if alphabet is Alphabet.UCS2:
+        return _split_ucs2(payload, ref=ref, udh16=udh16)
+    if alphabet is Alphabet.IA5:
+        return _split_ia5(payload, ref=ref, udh16=udh16)
+    return _split_octets(payload, ref=ref, udh16=udh16)
+
+
 def split_text(
     text: str, data_coding: int, *, ref: int, udh16: bool = False, gsm_packed: bool = False
 ) -> list[bytes]:
@@ -283,42 +340,88 @@ def split_text(
     (a 16-bit reference costs one more octet: 152 septets, 66 units, 133 octets).
     Supports GSM 7-bit (unpacked, or packed with `gsm_packed`), Latin-1 and UCS-2.
     """
-    udh_length = udh.CONCAT16_UDH_LENGTH if udh16 else udh.CONCAT_UDH_LENGTH
-    room = MAX_USER_DATA_OCTETS - udh_length
     alphabet = alphabet_for(data_coding)
-    fill_bits = 0
     if alphabet is Alphabet.GSM7:
-        units = gsm7.encode_unpacked(text)
-        fill_bits = udh.septet_fill_bits(udh_length)
-        per_part = (8 * room - fill_bits) // 7
-        unsplittable = _escape_pair_middles(units)
-        if gsm_packed:
-            # pack_message would add a CR after a CR ending a full part, overflowing it.
-            unsplittable |= {i + 1 for i, septet in enumerate(units) if septet == gsm7.CR}
-        width = 1
-    elif alphabet is Alphabet.UCS2:
-        units = _encode_with(text, "utf-16-be", "UCS-2")
-        per_part = room // 2
-        unsplittable = _surrogate_pair_middles(units)
-        width = 2
-    elif alphabet is Alphabet.LATIN1:
-        units = _encode_with(text, "latin-1", "Latin-1")
-        per_part = room
-        unsplittable = set()
-        width = 1
-    else:
-        raise UnsupportedDataCoding(f"split_text does not produce data_coding 0x{data_coding:02X}")
+        septets = gsm7.encode_unpacked(text)
+        return _split_gsm7(septets, ref=ref, udh16=udh16, packed=gsm_packed)
+    if alphabet is Alphabet.UCS2:
+        return _split_ucs2(_encode_with(text, "utf-16-be", "UCS-2"), ref=ref, udh16=udh16)
+    if alphabet is Alphabet.LATIN1:
+        return _split_octets(_encode_with(text, "latin-1", "Latin-1"), ref=ref, udh16=udh16)
+    raise UnsupportedDataCoding(f"split_text does not produce data_coding 0x{data_coding:02X}")
 
-    ends = _part_ends(len(units) // width, per_part, unsplittable)
-    if len(ends) > udh.MAX_SEGMENTS:
-        raise ValueError(f"text needs {len(ends)} segments, more than {udh.MAX_SEGMENTS}")
+
+def _concat_udh_length(udh16: bool) -> int:
+    return udh.CONCAT16_UDH_LENGTH if udh16 else udh.CONCAT_UDH_LENGTH
+
+
+def _octets_per_part(udh16: bool) -> int:
+    """User data octets beside a concatenation UDH: 134, or 133 with a 16-bit reference."""
+    return MAX_USER_DATA_OCTETS - _concat_udh_length(udh16)
+
+
+def _septets_per_part(udh16: bool) -> int:
+    """GSM septets beside a concatenation UDH, after its fill bits: 153, or 152."""
+    fill_bits = udh.septet_fill_bits(_concat_udh_length(udh16))
+    return (8 * _octets_per_part(udh16) - fill_bits) // 7
+
+
+def _split_gsm7(septets: bytes, *, ref: int | None, udh16: bool, packed: bool) -> list[bytes]:
+    ends = _gsm7_part_ends(septets, _septets_per_part(udh16), packed=packed)
+    return _concat_parts(septets, ends, ref=ref, udh16=udh16, pack_gsm=packed)
+
+
+def _split_ucs2(ucs2: bytes, *, ref: int | None, udh16: bool) -> list[bytes]:
+    # An odd length never gets here: count_segments refused it first.
+    per_part = _octets_per_part(udh16) // 2
+    ends = _part_ends(len(ucs2) // 2, per_part, _surrogate_pair_middles(ucs2))
+    return _concat_parts(ucs2, ends, ref=ref, udh16=udh16, width=2)
+
+
+def _split_octets(octets: bytes, *, ref: int | None, udh16: bool) -> list[bytes]:
+    ends = _part_ends(len(octets), _octets_per_part(udh16), ())
+    return _concat_parts(octets, ends, ref=ref, udh16=udh16)
+
+
+_GSM7_EXTENSION_CHARS = frozenset(gsm7.EXTENSION_TABLE.values())
+
+
+def _split_ia5(ia5: bytes, *, ref: int | None, udh16: bool) -> list[bytes]:
+    """Cut IA5 octets where count_segments' reading of them as text would cut."""
+    text = ia5.decode("latin-1")
+    if choose_data_coding(text) != DATA_CODING_DEFAULT:
+        # Priced as UCS-2: every Latin-1 character is one code unit, never a pair.
+        ends = _part_ends(len(ia5), _octets_per_part(udh16) // 2, ())
+        return _concat_parts(ia5, ends, ref=ref, udh16=udh16)
+    septets = gsm7.encode_unpacked(text)
+    septet_ends = _gsm7_part_ends(septets, _septets_per_part(udh16), packed=False)
+    # No end falls inside an escape pair, so every end is where some character ends.
+    widths = (2 if ch in _GSM7_EXTENSION_CHARS else 1 for ch in text)
+    char_at = {septet: char for char, septet in enumerate(accumulate(widths, initial=0))}
+    return _concat_parts(ia5, [char_at[end] for end in septet_ends], ref=ref, udh16=udh16)
+
+
+def _concat_parts(
+    units: bytes,
+    ends: list[int],
+    *,
+    ref: int | None,
+    udh16: bool,
+    width: int = 1,
+    pack_gsm: bool = False,
+) -> list[bytes]:
+    """The runs of `units` (each `width` octets) up to each end, behind a UDH if `ref`."""
+    total = len(ends)
+    if total > udh.MAX_SEGMENTS:
+        raise ValueError(f"message needs {total} segments, more than {udh.MAX_SEGMENTS}")
     parts: list[bytes] = []
     start = 0
     for seq, end in enumerate(ends, start=1):
-        header = udh.build_concat_udh(ref, len(ends), seq, udh16=udh16)
+        header = b"" if ref is None else udh.build_concat_udh(ref, total, seq, udh16=udh16)
         body = units[start * width : end * width]
-        if gsm_packed and alphabet is Alphabet.GSM7:
-            body = gsm7.pack_message(body, fill_bits=fill_bits)
+        if pack_gsm:
+            # Packed text starts on a septet boundary after the UDH.
+            body = gsm7.pack_message(body, fill_bits=udh.septet_fill_bits(len(header)))
         parts.append(header + body)
         start = end
     return parts

@@ -214,6 +214,14 @@ def test_a_dangling_escape_from_a_client_splitter_counts_as_one_septet() -> None
     assert text.count_segments(b"a" * 160 + b"\x1b", 0) == 2
 
 
+def test_packed_gsm_is_priced_without_a_full_part_ending_in_cr() -> None:
+    # Beside the UDH that part would end on an octet boundary, where 03.38 doubles the CR.
+    septets = b"a" * 152 + b"\r" + b"a" * 153
+    assert text.count_segments(septets, 0) == 2
+    assert text.count_segments(gsm7.pack_message(septets), 0, gsm_packed=True) == 3
+    assert text.count_segments(gsm7.pack_message(b"\r" * 306), 0, gsm_packed=True) == 3
+
+
 def test_ia5_is_counted_as_it_travels_on_the_air() -> None:
     assert text.count_segments(b"a" * 160, 1) == 1
     assert text.count_segments(b"{" * 81, 1) == 2
@@ -279,6 +287,12 @@ def test_split_packed_does_not_end_a_full_part_with_cr() -> None:
     parts = text.split_text(message, 0, ref=1, gsm_packed=True)
     assert all(len(p) <= 140 for p in parts)
     assert reassemble(parts, 0, gsm_packed=True) == message
+
+
+def test_split_packed_gives_a_run_of_crs_full_parts_but_for_one_septet() -> None:
+    parts = text.split_text("\r" * 200, 0, ref=1, gsm_packed=True)
+    assert [len(p) for p in parts] == [140, 6 + 43]  # 152 septets, then 48
+    assert reassemble(parts, 0, gsm_packed=True) == "\r" * 200
 
 
 def test_split_always_adds_a_udh_even_when_one_sms_would_do() -> None:
