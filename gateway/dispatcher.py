@@ -20,19 +20,21 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from gateway.coalescer import Coalescer
-from gateway.upstream.base import Ack
-from pdu.codec import DeliverSm, addresses, encode_body
+from gateway.upstream.base import Ack, PartRef
+from pdu.codec import AlertNotification, DeliverSm, addresses, encode_body
 from pdu.receipt import (
     InvalidReceipt,
     MessageState,
     Receipt,
+    combine_states,
     format_receipt,
     parse_receipt,
     stat_for_state,
 )
 from pdu.status import CommandStatus
 from pdu.text import decode_short_message
-from pdu.tlv import Tag, as_cstr, as_int, cstr_tlv, int_tlv
+from pdu.tlv import Tag, as_cstr, as_int, cstr_tlv, decode_tlvs, int_tlv
+from store.alerts import AlertStore
 from store.batcher import NewMessage
 
 if TYPE_CHECKING:
@@ -89,6 +91,8 @@ class Outcome:
     error: int
     done_at: datetime
     network_error: bytes | None = None
+    # Segments delivered, for a message the gateway split (None: all or none, by state).
+    delivered: int | None = None
 
 
 @dataclass(slots=True)
@@ -98,6 +102,26 @@ class Inbound:
     connector: str
     pdu: DeliverSm
     ack: Ack
+
+
+# GSM MAP error 27, absent subscriber: the error an SMSC can later clear with an
+# alert_notification (in err: or in network_error_code after the network type).
+ABSENT_SUBSCRIBER = 27
+_ALERTABLE_STATES = frozenset({MessageState.UNDELIVERABLE, MessageState.EXPIRED})
+
+
+def wants_alert(o: Outcome) -> bool:
+    """The message failed on an absent subscriber and its submit asked for set_dpf."""
+    if o.state not in _ALERTABLE_STATES or not o.msg.tlvs:
+        return False
+    absent = o.error == ABSENT_SUBSCRIBER or (
+        o.network_error is not None and len(o.network_error) == 3
+        and int.from_bytes(o.network_error[1:], "big") == ABSENT_SUBSCRIBER
+    )
+    if not absent:
+        return False
+    tlvs = decode_tlvs(o.msg.tlvs, 0, len(o.msg.tlvs))
+    return any(tag == Tag.SET_DPF and value == b"\x01" for tag, value in tlvs)
 
 
 def wants_receipt(registered_delivery: int, state: int) -> bool:
@@ -234,6 +258,9 @@ class Dispatcher:
             "delivery-acks", self._flush_acks, max_batch=s.batch_max_size
         )
         self._retries: Coalescer[int] = Coalescer("delivery-retries", self._flush_retries)
+        self._alerts: Coalescer[AlertNotification] = Coalescer("upstream-alerts",
+                                                              self._flush_alerts)
+        self.alert_store = AlertStore(gateway.engine)
         # Deliveries handed to a session, or acknowledged but not yet marked in the
         # store: a reload from the store must not send them again.
         self._in_flight: set[int] = set()
@@ -247,7 +274,7 @@ class Dispatcher:
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for c in (self._inbound, self._outcomes, self._acks, self._retries):
+        for c in (self._inbound, self._alerts, self._outcomes, self._acks, self._retries):
             await c.drain()
 
     # --- outcomes decided here (expiry, refusal) -----------------------------------
@@ -267,8 +294,12 @@ class Dispatcher:
         updates = [(o.msg.id, STATUS_BY_STATE[o.state], o.error, o.done_at) for o in batch]
         expires = timedelta(seconds=s.dlr_max_age)
         rows = []
+        alerts = []
         for o in batch:
             if o.state in FINAL_STATES and wants_receipt(o.msg.registered_delivery, o.state):
+                # One receipt per message the client holds: a message the gateway split
+                # counts its segments in sub/dlvrd (a client's own parts are 1 each).
+                sub = max(o.msg.segments or 1, 1)
                 rows.append(
                     {
                         "account_id": o.msg.account_id,
@@ -278,20 +309,35 @@ class Dispatcher:
                             o.msg, o.state, o.error, o.done_at,
                             network_error=o.network_error,
                             vendor_tlvs=self._vendor_tlvs(o.msg.account_id),
+                            sub=sub,
+                            dlvrd=sub if o.state == MessageState.DELIVERED else (o.delivered or 0),
                         ),
                         "created_at": o.done_at,
                         "next_attempt_at": o.done_at,
                         "expires_at": o.done_at + self._retention(o.msg.account_id, expires),
                     }
                 )
-        ids = await self.gw.messages.record_outcomes(updates, rows)
+            if wants_alert(o):
+                alerts.append({
+                    "account_id": o.msg.account_id,
+                    "ms_addr": o.msg.dest_addr, "ms_ton": o.msg.dest_ton,
+                    "ms_npi": o.msg.dest_npi,
+                    "esme_addr": o.msg.source_addr, "esme_ton": o.msg.source_ton,
+                    "esme_npi": o.msg.source_npi,
+                    "created_at": o.done_at, "expires_at": o.done_at + expires,
+                })
+        ids = await self.gw.messages.record_outcomes(updates, rows, alerts)
         for row, delivery_id in zip(rows, ids):
             self._route(PendingDelivery(delivery_id, row["account_id"], "dlr", row["body"]))
 
     # --- from the upstreams: receipts and MOs ---------------------------------------
 
-    def on_deliver(self, connector: str, pdu: DeliverSm, ack: Ack) -> None:
-        """An upstream's deliver_sm; `ack` is answered once what it says is committed."""
+    def on_deliver(self, connector: str, pdu: DeliverSm | AlertNotification, ack: Ack) -> None:
+        """An upstream's deliver_sm (or data_sm as one); `ack` is answered once what it
+        says is committed. An alert_notification has no answer."""
+        if isinstance(pdu, AlertNotification):
+            self._alerts.add(pdu)
+            return
         self._inbound.add(Inbound(connector, pdu, ack))
 
     async def _flush_inbound(self, batch: list[Inbound]) -> None:
@@ -320,30 +366,19 @@ class Dispatcher:
                 acks.append((item, 0))
                 continue
             parsed.append((item, upstream_id, state, err, net))
-        # Map upstream ids to ours: first the ids whose hand-over is not committed yet.
-        ours: dict[tuple[str, str], int] = {}
-        missing: dict[str, set[str]] = {}
-        for item, upstream_id, *_ in parsed:
-            connector = self.connectors.get(item.connector)
-            mid = connector.recent_ids.get(upstream_id) if connector is not None else None
-            if mid is not None:
-                ours[(item.connector, upstream_id)] = mid
-            else:
-                missing.setdefault(item.connector, set()).add(upstream_id)
-        rows: dict[int, dict] = {}
-        for name, upstream_ids in missing.items():
-            for upstream_id, row in (
-                await self.gw.messages.by_upstream_many(name, upstream_ids)
-            ).items():
-                ours[(name, upstream_id)] = int(row["id"])
-                rows[int(row["id"])] = row
-        need = {mid for mid in ours.values() if mid not in rows}
-        rows.update(await self.gw.messages.get_many(need))
+        refs = await self._our_refs(parsed)
+        whole: dict[int, None] = {}
+        for ref in refs.values():
+            whole[ref.message_id if isinstance(ref, PartRef) else ref] = None
+        rows = await self.gw.messages.get_many(whole)
         outcomes: list[Outcome] = []
         seen: set[int] = set()
+        part_updates: dict[tuple[int, int], tuple[int, int, int, int, int, datetime]] = {}
+        now = datetime.now(UTC)
         for item, upstream_id, state, err, net in parsed:
             acks.append((item, 0))
-            mid = ours.get((item.connector, upstream_id))
+            ref = refs.get((item.connector, upstream_id))
+            mid = ref.message_id if isinstance(ref, PartRef) else ref
             row = rows.get(mid) if mid is not None else None
             if row is None:
                 log.warning("%s: receipt for unknown message %s", item.connector, upstream_id)
@@ -355,12 +390,58 @@ class Dispatcher:
                 continue
             if state not in FINAL_STATES:
                 continue
-            seen.add(mid)
             metrics.deliveries.labels("upstream_dlr", "matched").inc()
-            outcomes.append(Outcome(NewMessage.from_row(row), state, err, datetime.now(UTC), net))
+            if isinstance(ref, PartRef):
+                part_updates[(mid, ref.part_no)] = (mid, ref.part_no, ref.parts, state, err, now)
+                continue
+            seen.add(mid)
+            outcomes.append(Outcome(NewMessage.from_row(row), state, err, now, net))
+        if part_updates:
+            outcomes += await self._segments_final(list(part_updates.values()), rows, now)
         if outcomes:
             await self._record(outcomes)
         return acks
+
+    async def _our_refs(
+        self, parsed: list[tuple[Inbound, str, int, int, bytes | None]]
+    ) -> dict[tuple[str, str], int | PartRef]:
+        """Map upstream ids to our messages (or their segments): first the ids whose
+        hand-over is not committed yet, then the store, whole messages then parts."""
+        refs: dict[tuple[str, str], int | PartRef] = {}
+        missing: dict[str, set[str]] = {}
+        for item, upstream_id, *_ in parsed:
+            connector = self.connectors.get(item.connector)
+            ref = connector.recent_ids.get(upstream_id) if connector is not None else None
+            if ref is not None:
+                refs[(item.connector, upstream_id)] = ref
+            else:
+                missing.setdefault(item.connector, set()).add(upstream_id)
+        for name, upstream_ids in missing.items():
+            found = await self.gw.messages.by_upstream_many(name, upstream_ids)
+            for upstream_id, row in found.items():
+                refs[(name, upstream_id)] = int(row["id"])
+            parts = await self.gw.messages.parts_by_upstream_many(name, upstream_ids - set(found))
+            for upstream_id, (message_id, part_no, total) in parts.items():
+                refs[(name, upstream_id)] = PartRef(message_id, part_no, total)
+        return refs
+
+    async def _segments_final(
+        self, updates: list[tuple[int, int, int, int, int, datetime]],
+        rows: dict[int, dict], now: datetime,
+    ) -> list[Outcome]:
+        """Record segments' receipts; a message whose segments are all final gets one
+        outcome: DELIVERED if every one was, else the worst, counting the delivered."""
+        parts = await self.gw.messages.record_part_states(updates)
+        expected = {mid: total for mid, _, total, *_ in updates}
+        outcomes = []
+        for mid, states in parts.items():
+            final = [(s, e or 0) for _, s, e in states if s in FINAL_STATES]
+            if len(final) < expected[mid]:
+                continue
+            state, err, delivered = combine_states(final)
+            outcomes.append(Outcome(NewMessage.from_row(rows[mid]), int(state), err, now,
+                                    delivered=delivered))
+        return outcomes
 
     async def _mos(self, batch: list[Inbound]) -> list[tuple[Inbound, int]]:
         gw = self.gw
@@ -426,6 +507,7 @@ class Dispatcher:
     def _route(self, delivery: PendingDelivery) -> bool:
         session = self.gw.receiver_for(delivery.account_id)
         if session is None:
+            self.gw.outbinder.want(delivery.account_id)
             return False
         self._in_flight.add(delivery.id)
         session.deliver(delivery)
@@ -462,9 +544,37 @@ class Dispatcher:
             self._in_flight.discard(delivery_id)
             self._settled[delivery_id] = now
 
+    # --- alert_notification (SMPP 3.4 section 4.12) ----------------------------------
+
+    async def _flush_alerts(self, batch: list[AlertNotification]) -> None:
+        """Upstreams say these subscribers are reachable again: tell every account that
+        asked (set_dpf on a message that failed for their absence), now if a receiver
+        is bound, else at its next bind."""
+        now = datetime.now(UTC)
+        for alert in batch:
+            for row in await self.alert_store.subscriber_back(alert.source_addr, now):
+                self.gw.metrics.deliveries.labels("alert", "received").inc()
+                await self._send_alerts(row["account_id"], [row])
+
+    async def _send_alerts(self, account_id: int, rows: list[dict]) -> None:
+        session = self.gw.receiver_for(account_id)
+        if session is None or not rows:
+            return
+        for row in rows:
+            session.alert(AlertNotification(
+                source_addr_ton=row["ms_ton"], source_addr_npi=row["ms_npi"],
+                source_addr=row["ms_addr"], esme_addr_ton=row["esme_ton"],
+                esme_addr_npi=row["esme_npi"], esme_addr=row["esme_addr"],
+                # ms_availability_status 0: available.
+                tlvs=[int_tlv(Tag.MS_AVAILABILITY_STATUS, 0)],
+            ))
+            self.gw.metrics.deliveries.labels("alert", "delivered").inc()
+        await self.alert_store.sent(row["id"] for row in rows)
+
     async def resume_account(self, account_id: int) -> int:
         """Send what waits in the store for an account that has just bound a receiver."""
         now = datetime.now(UTC)
+        await self._send_alerts(account_id, await self.alert_store.alerted(account_id, now))
         started = asyncio.get_running_loop().time()
         rows = await self.gw.messages.due_deliveries(account_id, now, 1000)
         sent = 0
@@ -484,11 +594,15 @@ class Dispatcher:
             horizon = asyncio.get_running_loop().time() - SETTLED_MEMORY
             self._settled = {k: t for k, t in self._settled.items() if t >= horizon}
             try:
+                await self.alert_store.purge_expired(datetime.now(UTC))
                 expired = await self.gw.messages.expire_deliveries(datetime.now(UTC))
                 if expired:
                     log.warning("%d deliveries expired undelivered", expired)
                     self.gw.metrics.deliveries.labels("any", "expired").inc(expired)
                 for account_id in self.gw.accounts_with_receivers():
                     await self.resume_account(account_id)
+                for account_id in await self.gw.messages.accounts_waiting(datetime.now(UTC)):
+                    if self.gw.receiver_for(account_id) is None:
+                        self.gw.outbinder.want(account_id)
             except Exception:
                 log.exception("delivery sweep failed")

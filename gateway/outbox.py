@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,18 @@ def outbox_node(node_id: int) -> str:
     return f"node-{node_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Try message_id again at `at`; `counts` False when no upstream was even tried.
+    `parts`: the segments that did get through, recorded with the retry."""
+
+    message_id: int
+    at: datetime
+    reason: str
+    counts: bool
+    parts: Handed | None = None
+
+
 class Outbox:
     def __init__(self, gateway: Gateway, connectors: dict[str, Connector], router: Router) -> None:
         self.gw = gateway
@@ -51,9 +64,7 @@ class Outbox:
         s = gateway.settings
         self._retry_min, self._retry_max = s.outbox_retry_min, s.outbox_retry_max
         self._handed: Coalescer[Handed] = Coalescer("outbox-handed", self._flush_handed)
-        self._retries: Coalescer[tuple[int, datetime, str, bool]] = Coalescer(
-            "outbox-retries", self.store.retry_later
-        )
+        self._retries: Coalescer[Retry] = Coalescer("outbox-retries", self._flush_retries)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = 0
@@ -126,8 +137,10 @@ class Outbox:
                 self._dispatch(row, now)
             return 0
         rows = await self.store.claim(self.node, now, CLAIM_LEASE, min(capacity, MAX_CLAIM))
+        # Segments an earlier attempt got through are not sent again.
+        taken = await self.store.taken_parts(r["id"] for r in rows if (r["segments"] or 1) > 1)
         for row in rows:
-            self._dispatch(row, now)
+            self._dispatch(row, now, taken.get(row["id"]))
         return len(rows)
 
     # --- one message ---------------------------------------------------------------
@@ -142,10 +155,17 @@ class Outbox:
         else:
             self._wake.set()
 
-    def _dispatch(self, row: dict[str, Any], now: datetime) -> None:
-        self._dispatch_message(NewMessage.from_row(row), int(row.get("attempts") or 0), now)
+    def _dispatch(
+        self, row: dict[str, Any], now: datetime,
+        taken: tuple[str, dict[int, str]] | None = None,
+    ) -> None:
+        attempts = int(row.get("attempts") or 0)
+        self._dispatch_message(NewMessage.from_row(row), attempts, now, taken)
 
-    def _dispatch_message(self, msg: NewMessage, attempts: int, now: datetime) -> None:
+    def _dispatch_message(
+        self, msg: NewMessage, attempts: int, now: datetime,
+        taken: tuple[str, dict[int, str]] | None = None,
+    ) -> None:
         if msg.expires_at is not None and msg.expires_at <= now:
             log.info("message %s expired before an upstream took it", msg.id)
             self._end(msg, MessageState.EXPIRED, 0, "expired")
@@ -157,14 +177,25 @@ class Outbox:
             log.warning("message %s to %s has no route any more", msg.id, msg.dest_addr)
             self._end(msg, MessageState.UNDELIVERABLE, 0, "no_route")
             return
-        connector = self._pick(route.connectors)
+        done_parts = None
+        if taken:
+            # Parts already with an upstream tie the rest to that same upstream: the
+            # handset joins segments by the reference only one SMSC knows.
+            upstream, done_parts = taken
+            connector = self.connectors.get(upstream)
+            connector = connector if connector is not None and connector.is_up else None
+        else:
+            connector = self._pick(route.connectors)
         if connector is None:
             self._retries.add(
-                (msg.id, now + timedelta(seconds=NO_CONNECTOR_DELAY), "no_connector_up", False)
+                Retry(msg.id, now + timedelta(seconds=NO_CONNECTOR_DELAY), "no_connector_up",
+                      False)
             )
             return
         self._in_flight += 1
-        future = connector.send(msg)
+        future = connector.send(
+            msg, gsm_packed=account.gsm_packed if account else False, done_parts=done_parts
+        )
         future.add_done_callback(lambda f: self._answered(msg, attempts, connector, f))
 
     def _pick(self, names: tuple[str, ...]) -> Connector | None:
@@ -186,7 +217,11 @@ class Outbox:
             account = self.gw.accounts.by_id(msg.account_id)
             if account is not None and not getattr(account, "keep_bodies", True):
                 self._bodies_to_forget.add(msg.id)
-            self._handed.add(Handed(msg.id, connector.name, result.upstream_id, datetime.now(UTC)))
+            # A split message is found by its segments' ids (message_parts), never by
+            # one of them standing for the whole.
+            upstream_id = None if result.parts else result.upstream_id
+            self._handed.add(Handed(msg.id, connector.name, upstream_id, datetime.now(UTC),
+                                    result.parts))
             return
         if result.temporary:
             counts = result.reached_upstream
@@ -198,7 +233,10 @@ class Outbox:
                 delay = max(0.0, min(delay, (msg.expires_at - now).total_seconds()))
             log.info("%s: message %s: %s; retry in %.1fs", connector.name, msg.id,
                      result.reason, delay)
-            self._retries.add((msg.id, now + timedelta(seconds=delay), result.reason, counts))
+            parts = (Handed(msg.id, connector.name, "", now, result.parts)
+                     if any(result.parts) else None)
+            self._retries.add(Retry(msg.id, now + timedelta(seconds=delay), result.reason,
+                                    counts, parts))
             asyncio.get_running_loop().call_later(delay, self.notify)
             return
         log.warning("%s: message %s refused: %s", connector.name, msg.id, result.reason)
@@ -211,6 +249,12 @@ class Outbox:
         # commits would let the next cycle claim the still-ACCEPTED message again.
         self.gw.dispatcher.outcome(msg, state, error, datetime.now(UTC))
 
+    async def _flush_retries(self, batch: list[Retry]) -> None:
+        await self.store.retry_later(
+            [(r.message_id, r.at, r.reason, r.counts) for r in batch],
+            [r.parts for r in batch if r.parts is not None],
+        )
+
     async def _flush_handed(self, batch: list[Handed]) -> None:
         forget = self._bodies_to_forget.intersection(h.message_id for h in batch)
         await self.store.handed(batch, forget)
@@ -218,4 +262,5 @@ class Outbox:
         for h in batch:
             connector = self.connectors.get(h.upstream)
             if connector is not None:
-                connector.recent_ids.pop(h.upstream_id, None)
+                for upstream_id in h.parts or (h.upstream_id,):
+                    connector.recent_ids.pop(upstream_id, None)

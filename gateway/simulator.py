@@ -187,7 +187,10 @@ class SimulatorConnector(Connector):
             self._mo_task.cancel()
             await asyncio.gather(self._mo_task, return_exceptions=True)
 
-    def send(self, msg: NewMessage) -> asyncio.Future[SubmitResult]:
+    def send(
+        self, msg: NewMessage, *, gsm_packed: bool = False, done_parts: dict[int, str] | None = None
+    ) -> asyncio.Future[SubmitResult]:
+        # The model takes a long message whole, as an SMSC fed message_payload does.
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         if not self._running:
             future.set_result(SubmitResult(NOT_SENT))

@@ -219,3 +219,29 @@ def _date(fields: dict[str, str], key: str, tz: tzinfo | None) -> datetime:
         except ValueError:
             continue
     raise InvalidReceipt(f"{key} {value!r} is not a valid date")
+
+
+# Which outcome of a split message's segments the whole message reports when not all
+# were delivered: the one a sender can least expect to change by trying again last.
+_WORST_FIRST = (
+    MessageState.UNDELIVERABLE,
+    MessageState.REJECTED,
+    MessageState.EXPIRED,
+    MessageState.DELETED,
+    MessageState.UNKNOWN,
+)
+
+
+def combine_states(states: list[tuple[int, int]]) -> tuple[MessageState, int, int]:
+    """(message_state, err, delivered) of a message from its segments' (state, err).
+
+    DELIVERED only if every segment was; otherwise the worst segment state, with the
+    first error among segments in that state, and how many segments were delivered.
+    """
+    delivered = sum(1 for state, _ in states if state == MessageState.DELIVERED)
+    if delivered == len(states):
+        return MessageState.DELIVERED, 0, delivered
+    present = {state for state, _ in states}
+    worst = next((s for s in _WORST_FIRST if s in present), MessageState.UNKNOWN)
+    err = next((e for s, e in states if s == worst and e), 0)
+    return worst, err, delivered

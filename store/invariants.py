@@ -1,7 +1,8 @@
 """Checks of the money invariants (ARCHITECTURE principle 4), for tests and operators.
 
 For every account the balance equals the sum of its ledger; for the messages still in
-the history, their costs equal the debit rows that reference them. History deletion
+the history, their costs equal the debit row (at most one) plus the reprice rows of
+replace_sm that reference them. History deletion
 and retention remove messages, never ledger rows, so only debits of messages still
 present are compared.
 """
@@ -26,9 +27,9 @@ async def ledger_violations(engine: AsyncEngine) -> list[str]:
         sa.select(
             ledger.c.message_id,
             sa.func.sum(ledger.c.amount).label("debited"),
-            sa.func.count().label("rows"),
+            sa.func.sum(sa.case((ledger.c.kind == "debit", 1), else_=0)).label("rows"),
         )
-        .where(ledger.c.kind == "debit")
+        .where(ledger.c.kind.in_(("debit", "reprice")))
         .group_by(ledger.c.message_id)
         .subquery()
     )
@@ -66,7 +67,7 @@ async def ledger_violations(engine: AsyncEngine) -> list[str]:
                     .where(messages.c.direction == "MT")
                     .scalar_subquery(),
                     sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount), 0))
-                    .where(ledger.c.kind == "debit", ledger.c.message_id.in_(
+                    .where(ledger.c.kind.in_(("debit", "reprice")), ledger.c.message_id.in_(
                         sa.select(messages.c.id).where(messages.c.direction == "MT")
                     ))
                     .scalar_subquery(),

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.engine import writer
@@ -19,7 +20,9 @@ from store.tables import (
     DELIVERY_KINDS,
     MESSAGE_STATUSES,
     UTCDateTime,
+    alert_requests,
     deliveries,
+    message_parts,
     messages,
     utcnow,
 )
@@ -53,24 +56,29 @@ class MessageStore:
             await conn.execute(_MARK_STATUS, params)
 
     async def record_outcomes(
-        self, updates: Sequence[StatusUpdate], receipts: Iterable[Mapping[str, Any]]
+        self, updates: Sequence[StatusUpdate], receipts: Iterable[Mapping[str, Any]],
+        alerts: Sequence[Mapping[str, Any]] = (),
     ) -> list[int]:
         """mark_status(updates) and enqueue_deliveries(receipts) in one transaction.
 
         A final state and the DLR that reports it are committed together, so a crash
-        cannot leave a DELIVERED message whose receipt was never queued.
-        Returns the delivery ids in the order given.
+        cannot leave a DELIVERED message whose receipt was never queued. `alerts` are
+        alert_requests rows (absent subscribers whose submit asked for set_dpf), kept
+        in the same transaction. Returns the delivery ids in the order given.
         """
         status_params = _status_params(updates)
         delivery_params = _delivery_params(receipts)
-        if not status_params and not delivery_params:
+        if not status_params and not delivery_params and not alerts:
             return []
+        ids: list[int] = []
         async with self._writer.begin() as conn:
             if status_params:
                 await conn.execute(_MARK_STATUS, status_params)
+            if alerts:
+                await add_alert_requests(conn, alerts)
             if delivery_params:
-                return await _insert_deliveries(conn, delivery_params)
-        return []
+                ids = await _insert_deliveries(conn, delivery_params)
+        return ids
 
     async def set_upstream(
         self, message_id: int, upstream: str, upstream_id: str, sent_at: datetime
@@ -131,6 +139,59 @@ class MessageStore:
             )
             # Ordered by id: if an upstream ever reuses an id, the newest message wins.
             return {row.upstream_id: dict(row._mapping) for row in rows}
+
+    async def parts_by_upstream_many(
+        self, upstream: str, upstream_ids: Iterable[str]
+    ) -> dict[str, tuple[int, int, int]]:
+        """upstream id -> (message id, part number, parts) for segments the gateway split."""
+        wanted = set(upstream_ids)
+        if not wanted:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(message_parts.c.upstream_id, message_parts.c.message_id,
+                          message_parts.c.part_no, message_parts.c.parts)
+                .where(message_parts.c.upstream == upstream,
+                       message_parts.c.upstream_id.in_(wanted))
+            )
+            return {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+    async def record_part_states(
+        self, updates: Sequence[tuple[int, int, int, int, int, datetime]]
+    ) -> dict[int, list[tuple[int, int | None, int | None]]]:
+        """Record (message id, part number, parts, state, error, done_at) of segments'
+        receipts, and return every part of those messages as (part, state, error).
+
+        Upserts: a receipt may come before the hand-over that records the part's id.
+        """
+        if not updates:
+            return {}
+        rows = [
+            {"message_id": m, "part_no": p, "parts": n, "state": st, "error_code": err,
+             "done_at": at}
+            for m, p, n, st, err, at in updates
+        ]
+        async with self._writer.begin() as conn:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            stmt = insert(message_parts)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[message_parts.c.message_id, message_parts.c.part_no],
+                    set_={"state": stmt.excluded.state, "error_code": stmt.excluded.error_code,
+                          "done_at": stmt.excluded.done_at, "parts": stmt.excluded.parts},
+                ),
+                rows,
+            )
+            found = await conn.execute(
+                sa.select(message_parts.c.message_id, message_parts.c.part_no,
+                          message_parts.c.state, message_parts.c.error_code)
+                .where(message_parts.c.message_id.in_({r["message_id"] for r in rows}))
+                .order_by(message_parts.c.message_id, message_parts.c.part_no)
+            )
+            parts: dict[int, list[tuple[int, int | None, int | None]]] = {}
+            for message_id, part_no, state, error in found:
+                parts.setdefault(int(message_id), []).append((int(part_no), state, error))
+            return parts
 
     async def get_many(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         id_list = list(set(ids))
@@ -229,6 +290,18 @@ class MessageStore:
             )
             return [dict(row._mapping) for row in rows]
 
+    async def accounts_waiting(self, now: datetime) -> set[int]:
+        """Accounts with deliveries due and unexpired (for outbind)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(deliveries.c.account_id).distinct().where(
+                    deliveries.c.state == "pending",
+                    deliveries.c.next_attempt_at <= now,
+                    deliveries.c.expires_at > now,
+                )
+            )
+            return {int(r[0]) for r in rows}
+
     async def mark_delivered(self, ids: Iterable[int]) -> int:
         """Mark pending deliveries delivered; returns how many changed."""
         id_list = list(ids)
@@ -312,6 +385,21 @@ def _delivery_params(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return params
+
+
+async def add_alert_requests(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Remember absent subscribers to alert on; one row per (account, mobile, ESME
+    address), the latest expiry winning."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(alert_requests)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[alert_requests.c.account_id, alert_requests.c.ms_addr,
+                            alert_requests.c.esme_addr],
+            set_={"expires_at": stmt.excluded.expires_at, "alerted_at": None},
+        ),
+        [dict(r) for r in rows],
+    )
 
 
 async def _insert_deliveries(conn: AsyncConnection, params: list[dict[str, Any]]) -> list[int]:

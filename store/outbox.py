@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.engine import writer
 from store.errors import InsufficientCredit
-from store.tables import accounts, ledger, messages, upstream_attempts
+from store.tables import accounts, ledger, message_parts, messages, upstream_attempts
 
 # Statuses a message reaches without ever leaving the gateway.
 CANCELLED_STATUS = "DELETED"
@@ -28,12 +28,17 @@ CANCELLED_STATUS = "DELETED"
 
 @dataclass(frozen=True, slots=True)
 class Handed:
-    """An upstream took message_id and called it upstream_id."""
+    """An upstream took message_id and called it upstream_id.
+
+    `parts`: for a message the gateway split, each segment's upstream id ("" for one
+    the upstream has not taken yet); upstream_id is then the first segment's.
+    """
 
     message_id: int
     upstream: str
-    upstream_id: str
+    upstream_id: str | None
     sent_at: datetime
+    parts: tuple[str, ...] = ()
 
 
 def _due(now: datetime) -> sa.ColumnElement[bool]:
@@ -108,6 +113,28 @@ async def withdraw_waiting(
         )
     await conn.execute(upstream_attempts.delete().where(upstream_attempts.c.message_id.in_(ids)))
     return found
+
+
+async def _write_parts(conn: AsyncConnection, items: Sequence[Handed]) -> None:
+    """Upsert the segments' upstream ids: a receipt for a part may have been recorded
+    before the hand-over commits (it then created the row with its state)."""
+    rows = [
+        {"message_id": h.message_id, "part_no": n, "parts": len(h.parts),
+         "upstream": h.upstream, "upstream_id": upstream_id}
+        for h in items for n, upstream_id in enumerate(h.parts, start=1) if upstream_id
+    ]
+    if not rows:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(message_parts)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[message_parts.c.message_id, message_parts.c.part_no],
+            set_={"upstream": stmt.excluded.upstream, "upstream_id": stmt.excluded.upstream_id,
+                  "parts": stmt.excluded.parts},
+        ),
+        rows,
+    )
 
 
 def _upsert(conn: AsyncConnection, rows: list[dict[str, Any]], update: list[str]) -> Any:
@@ -187,6 +214,7 @@ class OutboxStore:
         ]
         async with self._writer.begin() as conn:
             await conn.execute(_HANDED, params)
+            await _write_parts(conn, items)
             if forget:
                 await conn.execute(
                     messages.update().where(messages.c.id.in_(forget)).values(body=None)
@@ -197,11 +225,36 @@ class OutboxStore:
                 )
             )
 
-    async def retry_later(self, items: Iterable[tuple[int, datetime, str, bool]]) -> None:
+    async def taken_parts(
+        self, message_ids: Iterable[int]
+    ) -> dict[int, tuple[str, dict[int, str]]]:
+        """message id -> (upstream, {part number: upstream id}) of the segments an
+        upstream already took of a message the gateway split."""
+        ids = list(message_ids)
+        if not ids:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(message_parts.c.message_id, message_parts.c.upstream,
+                          message_parts.c.part_no, message_parts.c.upstream_id)
+                .where(message_parts.c.message_id.in_(ids),
+                       message_parts.c.upstream_id.is_not(None))
+            )
+            taken: dict[int, tuple[str, dict[int, str]]] = {}
+            for message_id, upstream, part_no, upstream_id in rows:
+                entry = taken.setdefault(int(message_id), (upstream, {}))
+                entry[1][int(part_no)] = upstream_id
+            return taken
+
+    async def retry_later(
+        self, items: Iterable[tuple[int, datetime, str, bool]], parts: Sequence[Handed] = ()
+    ) -> None:
         """(message_id, next_attempt_at, error, counts) after a temporary failure.
 
         `counts` False releases the claim without counting an attempt (no upstream
-        was even tried, e.g. every connector of the route is down).
+        was even tried, e.g. every connector of the route is down). `parts`: segments
+        of these messages the upstream did take, committed with the retry so that it
+        never sends them twice.
         """
         rows = [
             {"b_id": mid, "b_next": at, "b_err": err[:64], "b_inc": 1 if counts else 0}
@@ -210,6 +263,7 @@ class OutboxStore:
         if not rows:
             return
         async with self._writer.begin() as conn:
+            await _write_parts(conn, parts)
             await conn.execute(_RETRY, rows)
 
     async def purge_finished(self) -> int:
@@ -260,8 +314,9 @@ class OutboxStore:
         """Change a message still waiting in the outbox; False if it is not waiting.
 
         When `values` carries a new `cost` (replace_sm re-prices), the difference with
-        `old_cost` is debited or refunded in the same transaction, with its ledger row;
-        a debit the balance cannot cover raises InsufficientCredit and changes nothing.
+        `old_cost` is debited (more segments) or refunded (fewer) in the same
+        transaction, as one 'reprice' ledger row; a debit the balance cannot cover
+        raises InsufficientCredit and changes nothing.
         """
         delta = 0 if old_cost is None else int(values.get("cost", old_cost)) - old_cost
         where = [
@@ -285,7 +340,7 @@ class OutboxStore:
                 if moved.rowcount != 1:
                     raise InsufficientCredit(account_id, delta)
                 await conn.execute(ledger.insert().values(
-                    account_id=account_id, kind="debit" if delta > 0 else "refund",
+                    account_id=account_id, kind="reprice",
                     amount=-delta, message_id=message_id, note="replace_sm", created_at=now,
                 ))
         return True

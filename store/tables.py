@@ -27,7 +27,13 @@ metadata = sa.MetaData(
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 ACCOUNT_STATUSES = ("active", "suspended")
-LEDGER_KINDS = ("topup", "debit", "refund", "transfer_in", "transfer_out", "auto_topup", "adjust")
+# 'reprice' is replace_sm's change of a waiting message's price: negative when it costs
+# more segments, positive (a refund) when fewer. A message's debit plus its reprice
+# rows always equal its cost.
+LEDGER_KINDS = (
+    "topup", "debit", "refund", "transfer_in", "transfer_out", "auto_topup", "adjust",
+    "reprice",
+)
 MESSAGE_STATUSES = (
     "ACCEPTED", "ENROUTE", "DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED", "DELETED",
     "UNKNOWN",

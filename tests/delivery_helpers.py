@@ -29,11 +29,12 @@ async def ready_account(gw, credits: str = "100000", sender: str = SENDER) -> di
 
 
 def submit_pdu(dest: str, text: str = "hello", rd: int = 1, **fields) -> SubmitSm:
-    return SubmitSm(
-        source_addr=SENDER, source_addr_ton=5, source_addr_npi=0, destination_addr=dest,
-        dest_addr_ton=1, dest_addr_npi=1, registered_delivery=rd,
-        short_message=text.encode(), **fields,
-    )
+    values = {
+        "source_addr": SENDER, "source_addr_ton": 5, "source_addr_npi": 0,
+        "destination_addr": dest, "dest_addr_ton": 1, "dest_addr_npi": 1,
+        "registered_delivery": rd, "short_message": text.encode(),
+    }
+    return SubmitSm(**{**values, **fields})
 
 
 class Esme:
@@ -43,6 +44,7 @@ class Esme:
         self.client = client
         self.receipts: dict[str, list[Pdu]] = {}
         self.mos: list[Pdu] = []
+        self.alerts: list[Pdu] = []
         self.responses: dict[int, Pdu] = {}
         self._reader: asyncio.Task | None = None
         self.deliver_status = 0
@@ -78,6 +80,8 @@ class Esme:
                     self.receipts.setdefault(mid, []).append(pdu)
                 else:
                     self.mos.append(pdu)
+            elif pdu.command_id == CommandId.ALERT_NOTIFICATION:
+                self.alerts.append(pdu)  # no response: SMPP 3.4 4.12
             elif pdu.is_response:
                 self.responses[pdu.sequence_number] = pdu
 

@@ -17,7 +17,7 @@ from config.settings import Settings
 from config.upstreams import RouteConfig, UpstreamConfig, resolve, upstream_from_url
 from gateway.router import Router
 from gateway.upstream.base import NOT_SENT
-from gateway.upstream.smpp import SmppConnector, submit_sm_for
+from gateway.upstream.smpp import SmppConnector, submits_for
 
 
 def _connector(port: int, deliveries: list, **cfg) -> SmppConnector:
@@ -78,8 +78,8 @@ async def test_refused_bind_keeps_retrying_with_back_off_and_sends_nothing(tmp_p
 
 def test_submit_sm_asks_for_a_receipt_and_carries_validity_and_long_bodies():
     expires = datetime(2026, 12, 1, 10, 30, 5, tzinfo=UTC)
-    pdu = submit_sm_for(new_message(1, 1, registered_delivery=0, expires_at=expires,
-                                    body=b"x" * 300))
+    (pdu,) = submits_for(new_message(1, 1, registered_delivery=0, expires_at=expires,
+                                     body=b"x" * 300), long_messages="payload")
     assert pdu.registered_delivery == 1
     assert pdu.validity_period == "261201103005000+"
     assert pdu.short_message == b"" and pdu.get_tlv(0x0424) == b"x" * 300

@@ -1,8 +1,10 @@
 """What a connector is to the outbox and the dispatcher, and how upstream errors are read.
 
 A connector takes NewMessage rows (`send`) and resolves a future with a `SubmitResult`
-once the upstream answered submit_sm (or the attempt failed); inbound deliver_sm go to
-an `on_deliver` callback together with an `ack` to call once they are durable.
+once the upstream answered every submit_sm of the message (one, or one per segment when
+the gateway splits it), or the attempt failed; inbound deliver_sm (and data_sm, and
+alert_notification) go to an `on_deliver` callback with an `ack` to call once they are
+durable.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pdu.codec import DeliverSm
+from pdu.codec import AlertNotification, DeliverSm
 from pdu.status import CommandStatus, status_name
 from store.batcher import NewMessage
 
@@ -34,13 +36,27 @@ NOT_SENT = -3
 _PSEUDO = {CONNECTION_LOST: "connection_lost", TIMEOUT: "timeout", NOT_SENT: "not_sent"}
 
 Ack = Callable[[int], None]
-DeliverCallback = Callable[[str, DeliverSm, Ack], None]
+# A receipt or MO (data_sm arrives converted to DeliverSm), or an alert_notification,
+# whose ack is a no-op: SMPP 3.4 gives it no response.
+DeliverCallback = Callable[[str, DeliverSm | AlertNotification, Ack], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PartRef:
+    """Which segment of which message an upstream id names (the gateway split it)."""
+
+    message_id: int
+    part_no: int
+    parts: int
 
 
 @dataclass(frozen=True, slots=True)
 class SubmitResult:
     status: int
     upstream_id: str = ""
+    # Split by the gateway: each segment's upstream id in order, "" where the upstream
+    # did not take it (yet). Empty for a message sent in one submit_sm.
+    parts: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -67,9 +83,10 @@ class Connector:
     in_process: bool = False
 
     def __init__(self) -> None:
-        # upstream message_id -> our id, from submit_sm_resp until the hand-over is
-        # committed: a receipt may arrive before that commit and must still be matched.
-        self.recent_ids: dict[str, int] = {}
+        # upstream message_id -> our id (or the segment of it), from submit_sm_resp until
+        # the hand-over is committed: a receipt may arrive before that commit and must
+        # still be matched.
+        self.recent_ids: dict[str, int | PartRef] = {}
         self.on_up: Callable[[], None] = lambda: None
 
     @property
@@ -81,7 +98,12 @@ class Connector:
         """How many more messages it would take now without queueing long."""
         raise NotImplementedError
 
-    def send(self, msg: NewMessage) -> asyncio.Future[SubmitResult]:
+    def send(
+        self, msg: NewMessage, *, gsm_packed: bool = False, done_parts: dict[int, str] | None = None
+    ) -> asyncio.Future[SubmitResult]:
+        """Send `msg`; `gsm_packed` says how its GSM body is stored (for splitting), and
+        `done_parts` (part number -> upstream id) are segments an earlier attempt got
+        through, not to be sent again."""
         raise NotImplementedError
 
     async def start(self) -> None:

@@ -1,11 +1,15 @@
 """Our SMPP client towards an upstream SMSC, built on the `pdu/` codec.
 
-One `SmppConnector` keeps one bind (TX, RX or TRX, TLS optional) alive: it reconnects
-with exponential back-off, sends enquire_link on an idle link, keeps at most `window`
-submit_sm outstanding and at most `throughput` per second, and fails every unanswered
-request as a temporary error when the link drops or a response times out, so the
-outbox retries it. Like the server session, output is buffered and written once per
-turn of the event loop.
+One `SmppConnector` keeps its binds alive: one transceiver (or transmitter, or
+receiver), or a transmitter + receiver pair for SMSCs without transceivers; receipts
+are matched by upstream id whichever connection of the upstream brings them. It
+reconnects with exponential back-off, sends enquire_link on an idle link, keeps at
+most `window` submit_sm outstanding and at most `throughput` per second, and fails
+every unanswered request as a temporary error when the link drops or a response
+times out, so the outbox retries it. A long message the client did not split is sent
+as the upstream wants it (`long_messages`): UDH parts, sar_* parts, or whole in
+message_payload; the client's own parameters go with it. Output is buffered and
+written once per turn of the event loop.
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ import logging
 import ssl
 import time
 from collections import deque
-from datetime import UTC
+from dataclasses import dataclass, field
 
 from config.upstreams import UpstreamConfig
 from gateway.upstream.backoff import backoff_delay
 from gateway.upstream.base import (
     CONNECTION_LOST,
     NOT_SENT,
+    TEMPORARY_STATUSES,
     TIMEOUT,
     Connector,
     DeliverCallback,
+    PartRef,
     SubmitResult,
 )
 from gateway.wire import BatchedOutput
@@ -34,6 +40,7 @@ from pdu.codec import (
     BindTransceiver,
     BindTransmitter,
     CommandId,
+    DataSm,
     DeliverSm,
     EnquireLink,
     GenericNack,
@@ -41,13 +48,17 @@ from pdu.codec import (
     PduError,
     SubmitSm,
     Unbind,
+    addresses,
     decode,
     encode,
     response_for,
 )
 from pdu.framing import Framer, FramingError
+from pdu.smpptime import format_smpp_time
 from pdu.status import CommandStatus
-from pdu.tlv import Tag
+from pdu.text import split_payload
+from pdu.tlv import Tag, decode_tlvs, int_tlv
+from pdu.udh import ESM_CLASS_UDHI
 from store.batcher import NewMessage
 
 log = logging.getLogger(__name__)
@@ -57,43 +68,120 @@ _BIND_CLASSES = {
     "receiver": BindReceiver,
     "transceiver": BindTransceiver,
 }
+_TRANSMITS = frozenset({"transmitter", "transceiver"})
 _MAX_SEQUENCE = 0x7FFFFFFF
 MAX_SHORT_MESSAGE = 254
+_SAR_TAGS = frozenset({Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM})
 
 
-def submit_sm_for(msg: NewMessage) -> SubmitSm:
-    """The submit_sm we send upstream for one of our messages."""
+def _ignore(status: int) -> None:
+    pass
+
+
+def concat_ref(message_id: int) -> int:
+    """The concatenation reference (1-255) of a message the gateway splits: a function
+    of its id, so a retry that sends only the missing parts uses the same one, and
+    spread over the id's time and sequence bits so consecutive messages differ."""
+    return (message_id ^ (message_id >> 12) ^ (message_id >> 22)) % 255 + 1
+
+
+def submits_for(
+    msg: NewMessage, *, long_messages: str = "udh", gsm_packed: bool = False
+) -> list[SubmitSm]:
+    """The submit_sm PDUs that carry one of our messages upstream, in part order.
+
+    Always asks for a receipt (it updates our history even if the customer wants none),
+    carries the validity as an absolute UTC time, and the client's service_type,
+    protocol_id, priority_flag and optional parameters. A message the client split
+    (UDH or sar_*) is one PDU as it came; one longer than an SMS is cut into UDH or
+    sar_* parts, or sent whole in message_payload, by `long_messages`.
+    """
     body = msg.body or b""
-    tlvs: list[tuple[int, bytes]] = []
-    short = body
-    if len(body) > MAX_SHORT_MESSAGE:
-        short, tlvs = b"", [(Tag.MESSAGE_PAYLOAD, body)]
-    validity = ""
-    if msg.expires_at is not None:
-        # Absolute UTC time ("00+" = offset 0): the upstream should give up when we do.
-        validity = msg.expires_at.astimezone(UTC).strftime("%y%m%d%H%M%S") + "000+"
-    return SubmitSm(
-        source_addr_ton=msg.source_ton,
-        source_addr_npi=msg.source_npi,
-        source_addr=msg.source_addr,
-        dest_addr_ton=msg.dest_ton,
-        dest_addr_npi=msg.dest_npi,
-        destination_addr=msg.dest_addr,
-        esm_class=msg.esm_class,
-        validity_period=validity,
-        # Always ask: the receipt updates our history even if the customer wants none.
-        registered_delivery=1,
-        data_coding=msg.data_coding,
-        short_message=short,
-        tlvs=tlvs,
-    )
+    tlvs = decode_tlvs(msg.tlvs, 0, len(msg.tlvs)) if msg.tlvs else []
+    common = {
+        "service_type": msg.service_type or "",
+        "source_addr_ton": msg.source_ton,
+        "source_addr_npi": msg.source_npi,
+        "source_addr": msg.source_addr,
+        "dest_addr_ton": msg.dest_ton,
+        "dest_addr_npi": msg.dest_npi,
+        "destination_addr": msg.dest_addr,
+        "protocol_id": msg.protocol_id or 0,
+        "priority_flag": msg.priority_flag or 0,
+        # The upstream should give up when we do.
+        "validity_period": format_smpp_time(msg.expires_at) if msg.expires_at else "",
+        "registered_delivery": 1,
+        "data_coding": msg.data_coding,
+    }
+    client_split = bool(msg.esm_class & ESM_CLASS_UDHI) or any(t in _SAR_TAGS for t, _ in tlvs)
+    parts = [body]
+    ref = concat_ref(msg.id)
+    if not client_split and (msg.segments or 1) > 1 and long_messages != "payload":
+        # 8-bit references and parts sized for them: exactly the segments priced.
+        parts = split_payload(
+            body, msg.data_coding, gsm_packed=gsm_packed,
+            ref=ref if long_messages == "udh" else None,
+        )
+    if len(parts) == 1:
+        if len(body) > MAX_SHORT_MESSAGE or (
+            long_messages == "payload" and (msg.segments or 1) > 1
+        ):
+            return [SubmitSm(**common, esm_class=msg.esm_class, short_message=b"",
+                             tlvs=[*tlvs, (Tag.MESSAGE_PAYLOAD, body)])]
+        return [SubmitSm(**common, esm_class=msg.esm_class, short_message=body, tlvs=tlvs)]
+    total = len(parts)
+    if long_messages == "udh":
+        return [SubmitSm(**common, esm_class=msg.esm_class | ESM_CLASS_UDHI, short_message=part,
+                         tlvs=list(tlvs)) for part in parts]
+    return [
+        SubmitSm(**common, esm_class=msg.esm_class, short_message=part, tlvs=[
+            *tlvs, int_tlv(Tag.SAR_MSG_REF_NUM, ref), int_tlv(Tag.SAR_TOTAL_SEGMENTS, total),
+            int_tlv(Tag.SAR_SEGMENT_SEQNUM, seq),
+        ])
+        for seq, part in enumerate(parts, start=1)
+    ]
+
+
+@dataclass(slots=True)
+class _Sending:
+    """One message on its way: its parts' answers, resolved when all are in."""
+
+    msg: NewMessage
+    future: asyncio.Future[SubmitResult]
+    ids: list[str]
+    waiting: int
+    failures: list[int] = field(default_factory=list)
+
+    def answer(self, owner: SmppConnector, index: int, status: int, upstream_id: str) -> None:
+        if status == 0 and upstream_id:
+            self.ids[index] = upstream_id
+            parts = len(self.ids)
+            owner.recent_ids[upstream_id] = (
+                self.msg.id if parts == 1 else PartRef(self.msg.id, index + 1, parts)
+            )
+        elif status != 0:
+            self.failures.append(status)
+        self.waiting -= 1
+        if self.waiting > 0 or self.future.done():
+            return
+        multi = len(self.ids) > 1
+        if not self.failures:
+            result = SubmitResult(0, self.ids[0], tuple(self.ids) if multi else ())
+        else:
+            # A refusal of one part is the message's; a temporary failure is retried
+            # for the parts that did not get through.
+            permanent = [s for s in self.failures if s >= 0 and s not in TEMPORARY_STATUSES]
+            status = permanent[0] if permanent else self.failures[0]
+            result = SubmitResult(status, "", tuple(self.ids) if multi else ())
+        self.future.set_result(result)
 
 
 class _Link(BatchedOutput, asyncio.Protocol):
     """One TCP/TLS connection to the upstream; lives from connect to close."""
 
-    def __init__(self, owner: SmppConnector) -> None:
+    def __init__(self, owner: SmppConnector, bind: str) -> None:
         self.owner = owner
+        self.bind = bind
         self.transport: asyncio.Transport | None = None
         self.framer = Framer()
         self.init_output(asyncio.get_running_loop())
@@ -101,8 +189,8 @@ class _Link(BatchedOutput, asyncio.Protocol):
         self.bound = False
         self.bind_result: asyncio.Future[int] = self.loop.create_future()
         self.closed: asyncio.Future[None] = self.loop.create_future()
-        # seq -> (future, sent at, message id) for submit_sm awaiting submit_sm_resp
-        self.pending: dict[int, tuple[asyncio.Future[SubmitResult], float, int]] = {}
+        # seq -> (message on its way, part index, sent at) awaiting submit_sm_resp
+        self.pending: dict[int, tuple[_Sending, int, float]] = {}
         self.enquire_sent: float | None = None
         self.last_rx = time.monotonic()
 
@@ -115,7 +203,7 @@ class _Link(BatchedOutput, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         cfg = self.owner.config
-        cls = _BIND_CLASSES[cfg.bind]
+        cls = _BIND_CLASSES[self.bind]
         self.send(cls(sequence_number=self.next_seq(), system_id=cfg.system_id,
                       password=cfg.password, system_type=cfg.system_type))
 
@@ -140,10 +228,9 @@ class _Link(BatchedOutput, asyncio.Protocol):
         self.bound = False
         if not self.bind_result.done():
             self.bind_result.set_result(-1)
-        for future, _, _ in self.pending.values():
-            if not future.done():
-                future.set_result(SubmitResult(CONNECTION_LOST))
-        self.pending.clear()
+        pending, self.pending = self.pending, {}
+        for sending, index, _ in pending.values():
+            sending.answer(self.owner, index, CONNECTION_LOST, "")
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -163,6 +250,7 @@ class _Link(BatchedOutput, asyncio.Protocol):
 
     def _handle(self, pdu: Pdu) -> None:
         cid = pdu.command_id
+        owner = self.owner
         if cid in (CommandId.BIND_TRANSMITTER_RESP, CommandId.BIND_RECEIVER_RESP,
                    CommandId.BIND_TRANSCEIVER_RESP):
             if not self.bind_result.done():
@@ -174,30 +262,41 @@ class _Link(BatchedOutput, asyncio.Protocol):
             entry = self.pending.pop(pdu.sequence_number, None)
             if entry is None:
                 return
-            future, _, message_id = entry
+            sending, index, _ = entry
             upstream_id = getattr(pdu, "message_id", "") or ""
             if pdu.command_status == 0 and not upstream_id:
                 # An SMSC that accepts without an id cannot send us a matchable receipt.
-                log.warning("%s: submit_sm_resp without message_id", self.owner.name)
-            if pdu.command_status == 0 and upstream_id:
-                self.owner.recent_ids[upstream_id] = message_id
-            if not future.done():
-                future.set_result(SubmitResult(pdu.command_status, upstream_id))
-            self.owner.pump()
+                log.warning("%s: submit_sm_resp without message_id", owner.name)
+            sending.answer(owner, index, pdu.command_status, upstream_id)
+            owner.pump()
         elif cid == CommandId.ENQUIRE_LINK_RESP:
             self.enquire_sent = None
         elif cid == CommandId.ENQUIRE_LINK:
             self.send(response_for(pdu))
-        elif cid in (CommandId.DELIVER_SM, CommandId.DATA_SM):
-            if not isinstance(pdu, DeliverSm):
-                self.send(response_for(pdu, CommandStatus.ESME_RINVCMDID))
-                return
+        elif cid == CommandId.DELIVER_SM:
             seq = pdu.sequence_number
 
             def ack(status: int, seq: int = seq) -> None:
                 self.send(response_for(DeliverSm(sequence_number=seq), status))
 
-            self.owner.on_deliver(self.owner.name, pdu, ack)
+            owner.on_deliver(owner.name, pdu, ack)
+        elif cid == CommandId.DATA_SM:
+            # A receipt or MO sent as data_sm is taken as the deliver_sm it stands for
+            # (its text is in message_payload) and answered with data_sm_resp.
+            seq = pdu.sequence_number
+
+            def ack_data(status: int, seq: int = seq) -> None:
+                self.send(response_for(DataSm(sequence_number=seq), status))
+
+            as_deliver = DeliverSm(
+                sequence_number=seq, service_type=pdu.service_type, **addresses(pdu),
+                esm_class=pdu.esm_class, registered_delivery=pdu.registered_delivery,
+                data_coding=pdu.data_coding, tlvs=pdu.tlvs,
+            )
+            owner.on_deliver(owner.name, as_deliver, ack_data)
+        elif cid == CommandId.ALERT_NOTIFICATION:
+            # No response exists for alert_notification (SMPP 3.4 4.12).
+            owner.on_deliver(owner.name, pdu, _ignore)
         elif cid == CommandId.UNBIND:
             self.send(response_for(pdu))
             self.bound = False
@@ -215,10 +314,11 @@ class SmppConnector(Connector):
         self.config = config
         self.name = config.name
         self.on_deliver = on_deliver
-        self._queue: deque[tuple[NewMessage, asyncio.Future[SubmitResult]]] = deque()
-        self._link: _Link | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.Task[None] | None = None
+        self._binds = tuple(config.bind.split("+"))
+        # (message on its way, part index, PDU) not yet written
+        self._queue: deque[tuple[_Sending, int, SubmitSm]] = deque()
+        self._links: dict[str, _Link] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._tokens = 0.0
         self._token_time = time.monotonic()
@@ -228,13 +328,20 @@ class SmppConnector(Connector):
     # state seen by the outbox
 
     @property
+    def _tx(self) -> _Link | None:
+        for bind, link in self._links.items():
+            if bind in _TRANSMITS and link.bound:
+                return link
+        return None
+
+    @property
     def is_up(self) -> bool:
-        link = self._link
-        return link is not None and link.bound and self.config.bind != "receiver"
+        return self._tx is not None
 
     @property
     def in_flight(self) -> int:
-        return len(self._link.pending) if self._link is not None else 0
+        link = self._tx
+        return len(link.pending) if link is not None else 0
 
     @property
     def capacity(self) -> int:
@@ -249,32 +356,34 @@ class SmppConnector(Connector):
 
     async def start(self) -> None:
         self._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"upstream-{self.name}")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run(bind), name=f"upstream-{self.name}-{bind}")
+            for bind in self._binds
+        ]
 
     async def stop(self) -> None:
         self._stopping = True
-        link = self._link
-        if link is not None and link.bound:
-            link.send(Unbind(sequence_number=link.next_seq()))
+        for link in list(self._links.values()):
+            if link.bound:
+                link.send(Unbind(sequence_number=link.next_seq()))
+        for link in list(self._links.values()):
             try:
                 await asyncio.wait_for(asyncio.shield(link.closed), 2.0)
             except TimeoutError:
                 pass
-        if link is not None:
             link.close()
-        for task in (self._task, self._timer):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._fail_queue()
 
     def _fail_queue(self) -> None:
         while self._queue:
-            _, future = self._queue.popleft()
-            if not future.done():
-                future.set_result(SubmitResult(NOT_SENT))
+            sending, index, _ = self._queue.popleft()
+            sending.answer(self, index, NOT_SENT, "")
 
-    async def _run(self) -> None:
+    async def _run(self, bind: str) -> None:
         attempt = 0
         cfg = self.config
         loop = asyncio.get_running_loop()
@@ -283,7 +392,7 @@ class SmppConnector(Connector):
                 context = _tls_context(cfg) if cfg.tls else None
                 _, link = await asyncio.wait_for(
                     loop.create_connection(
-                        lambda: _Link(self), cfg.host, cfg.port, ssl=context,
+                        lambda: _Link(self, bind), cfg.host, cfg.port, ssl=context,
                         server_hostname=cfg.host if context else None,
                     ),
                     cfg.response_timeout,
@@ -291,33 +400,38 @@ class SmppConnector(Connector):
                 status = await asyncio.wait_for(link.bind_result, cfg.response_timeout)
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max)
-                log.info("%s: cannot connect to %s:%s (%s); retrying in %.1fs",
-                         self.name, cfg.host, cfg.port, exc or type(exc).__name__, delay)
+                log.info("%s: cannot connect to %s:%s as %s (%s); retrying in %.1fs",
+                         self.name, cfg.host, cfg.port, bind, exc or type(exc).__name__, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
             if status != 0:
                 link.close()
                 delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max)
-                log.warning("%s: bind refused with status 0x%08X; retrying in %.1fs",
-                            self.name, status & 0xFFFFFFFF, delay)
+                log.warning("%s: %s bind refused with status 0x%08X; retrying in %.1fs",
+                            self.name, bind, status & 0xFFFFFFFF, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
             self.connects += 1
-            self._link = link
-            log.info("%s: bound as %s to %s:%s", self.name, cfg.bind, cfg.host, cfg.port)
-            self._timer = loop.create_task(self._watch(link))
-            self.pump()
-            self.on_up()
-            await link.closed
-            self._timer.cancel()
-            self._link = None
+            self._links[bind] = link
+            log.info("%s: bound as %s to %s:%s", self.name, bind, cfg.host, cfg.port)
+            watch = loop.create_task(self._watch(link))
+            if bind in _TRANSMITS:
+                self.pump()
+                self.on_up()
+            try:
+                await link.closed
+            finally:
+                watch.cancel()
+                if self._links.get(bind) is link:
+                    del self._links[bind]
             if not self._stopping:
-                log.warning("%s: connection to upstream lost; reconnecting", self.name)
-                # Queued but not written: the outbox takes them back without counting.
-                self._fail_queue()
+                log.warning("%s: %s connection to upstream lost; reconnecting", self.name, bind)
+                if bind in _TRANSMITS:
+                    # Queued but not written: the outbox takes them back without counting.
+                    self._fail_queue()
                 await asyncio.sleep(backoff_delay(0, cfg.reconnect_min, cfg.reconnect_max))
 
     async def _watch(self, link: _Link) -> None:
@@ -327,12 +441,11 @@ class SmppConnector(Connector):
         while not link.closed.done():
             await asyncio.sleep(tick)
             now = time.monotonic()
-            expired = [s for s, (_, at, _) in link.pending.items()
+            expired = [s for s, (_, _, at) in link.pending.items()
                        if now - at > cfg.response_timeout]
             for seq in expired:
-                future, _, _ = link.pending.pop(seq)
-                if not future.done():
-                    future.set_result(SubmitResult(TIMEOUT))
+                sending, index, _ = link.pending.pop(seq)
+                sending.answer(self, index, TIMEOUT, "")
             if expired:
                 self.pump()
             if link.enquire_sent is not None:
@@ -347,18 +460,36 @@ class SmppConnector(Connector):
 
     # sending
 
-    def send(self, msg: NewMessage) -> asyncio.Future[SubmitResult]:
+    def send(
+        self, msg: NewMessage, *, gsm_packed: bool = False, done_parts: dict[int, str] | None = None
+    ) -> asyncio.Future[SubmitResult]:
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         if not self.is_up:
             future.set_result(SubmitResult(NOT_SENT))
             return future
-        self._queue.append((msg, future))
+        try:
+            pdus = submits_for(msg, long_messages=self.config.long_messages,
+                               gsm_packed=gsm_packed)
+        except ValueError as exc:
+            log.error("%s: message %s cannot be sent: %s", self.name, msg.id, exc)
+            future.set_result(SubmitResult(CommandStatus.ESME_RINVMSGLEN))
+            return future
+        done = done_parts or {}
+        ids = [done.get(i + 1, "") for i in range(len(pdus))]
+        todo = [i for i in range(len(pdus)) if not ids[i]]
+        sending = _Sending(msg, future, ids, len(todo))
+        if not todo:
+            sending.waiting = 1
+            sending.answer(self, 0, 0, ids[0])
+            return future
+        for index in todo:
+            self._queue.append((sending, index, pdus[index]))
         self.pump()
         return future
 
     def pump(self) -> None:
-        link = self._link
-        if link is None or not link.bound:
+        link = self._tx
+        if link is None:
             return
         cfg = self.config
         now = time.monotonic()
@@ -366,19 +497,18 @@ class SmppConnector(Connector):
         self._tokens = min(burst, self._tokens + (now - self._token_time) * cfg.throughput)
         self._token_time = now
         while self._queue and len(link.pending) < cfg.window and self._tokens >= 1.0:
-            msg, future = self._queue.popleft()
-            if future.done():
+            sending, index, pdu = self._queue.popleft()
+            if sending.future.done():
                 continue
             seq = link.next_seq()
+            pdu.sequence_number = seq
             try:
-                pdu = submit_sm_for(msg)
-                pdu.sequence_number = seq
                 data = encode(pdu)
             except ValueError as exc:
-                log.error("%s: message %s cannot be encoded: %s", self.name, msg.id, exc)
-                future.set_result(SubmitResult(CommandStatus.ESME_RINVMSGLEN))
+                log.error("%s: message %s cannot be encoded: %s", self.name, sending.msg.id, exc)
+                sending.answer(self, index, CommandStatus.ESME_RINVMSGLEN, "")
                 continue
-            link.pending[seq] = (future, now, msg.id)
+            link.pending[seq] = (sending, index, now)
             link.write(data)
             self._tokens -= 1.0
         if self._queue and self._tokens < 1.0 and self._pump_handle is None:
@@ -396,3 +526,4 @@ def _tls_context(cfg: UpstreamConfig) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
