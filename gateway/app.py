@@ -26,6 +26,7 @@ from gateway.admin import AdminServer
 from gateway.dispatcher import Dispatcher
 from gateway.ids import MessageIdGenerator
 from gateway.metrics import GatewayMetrics, MetricsServer
+from gateway.outbind import Outbinder
 from gateway.outbox import CLAIM_LEASE, Outbox, outbox_node
 from gateway.retention import RetentionJob
 from gateway.states import RECEIVING_STATES
@@ -98,6 +99,7 @@ class Gateway:
         await self.batcher.start()
         self.dispatcher = Dispatcher(self)
         self.dispatcher.start()
+        self.outbinder = Outbinder(self)
         self.inbound = InboundNumbers(self.engine)
         self.connectors, self.router = build_delivery(s, self.dispatcher.on_deliver)
         self.dispatcher.connectors = self.connectors
@@ -179,6 +181,7 @@ class Gateway:
         await self.outbox.stop()
         for connector in self.connectors.values():
             await connector.stop()
+        await self.outbinder.stop()
         await self.dispatcher.stop()
         if self.admin is not None:
             await self.admin.stop()
@@ -209,19 +212,25 @@ class Gateway:
 
     # --- sessions --------------------------------------------------------------------
 
-    async def authenticate(self, bind: Pdu, peer_ip: str) -> tuple[int, Account | None]:
-        """Check a bind against system_id, source IP and password; never writes."""
+    async def authenticate(
+        self, bind: Pdu, peer_ip: str, *, outbind_for: Account | None = None
+    ) -> tuple[int, Account | None]:
+        """Check a bind against system_id, source IP and password; never writes.
+
+        On a connection the gateway dialled for outbind only that account may bind,
+        and its address list does not apply: the gateway chose the peer.
+        """
         system_id = bind.system_id
         keys = (f"ip:{peer_ip}", f"sid:{system_id}")
         if any(self.throttle.is_blocked(k) for k in keys):
             self.metrics.bind_failures.labels("throttled").inc()
             return CommandStatus.ESME_RBINDTHROTTLED, None
         account = self.accounts.get(system_id)
-        if account is None:
+        if account is None or (outbind_for is not None and account is not outbind_for):
             return self._bind_failed(keys, "unknown_system_id", CommandStatus.ESME_RINVSYSID)
         if not account.active:
             return self._bind_failed(keys, "suspended", CommandStatus.ESME_RBINDFAIL)
-        if not account.allow.allows(peer_ip):
+        if outbind_for is None and not account.allow.allows(peer_ip):
             return self._bind_failed(keys, "ip_not_allowed", CommandStatus.ESME_RBINDFAIL)
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(

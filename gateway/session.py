@@ -33,6 +33,7 @@ from pdu.codec import (
     CommandId,
     EnquireLink,
     GenericNack,
+    Outbind,
     Pdu,
     PduError,
     Unbind,
@@ -45,6 +46,7 @@ from pdu.status import CommandStatus
 from pdu.tlv import Tag, int_tlv
 
 if TYPE_CHECKING:
+    from gateway.accounts import Account
     from gateway.app import Gateway
     from gateway.dispatcher import PendingDelivery
 
@@ -70,9 +72,17 @@ CONGESTION_REPORTED = frozenset(
 
 
 class SmppSession(BatchedOutput, asyncio.Protocol):
-    def __init__(self, gateway: Gateway, *, tls: bool = False) -> None:
+    def __init__(
+        self, gateway: Gateway, *, tls: bool = False, outbind_for: Account | None = None
+    ) -> None:
         self.gw = gateway
         self.tls = tls
+        # Set when the gateway dialled this connection to send outbind: only that
+        # account may bind on it, as a receiver.
+        self.outbind_for = outbind_for
+        loop = asyncio.get_running_loop()
+        self.outbind_result: asyncio.Future[bool] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
         self.state = State.OPEN
         self.account = None
         self.peer_ip = ""
@@ -107,6 +117,13 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
         self.gw.sessions.add(self)
         timeout = self.gw.settings.bind_timeout
         self._timers.append(self.loop.call_later(timeout, self._bind_timeout))
+        account = self.outbind_for
+        if account is not None:
+            self.send_pdu(Outbind(
+                sequence_number=self.next_sequence(),
+                system_id=account.outbind_system_id or SMSC_SYSTEM_ID,
+                password=account.outbind_password or "",
+            ))
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
@@ -174,6 +191,10 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
         self._deliver_queue.clear()
         if unacked:
             self.gw.dispatcher.returned(unacked)
+        if not self.outbind_result.done():
+            self.outbind_result.set_result(False)
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     # --- output ----------------------------------------------------------------------
 
@@ -274,7 +295,9 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
 
     async def _bind(self, pdu: Pdu) -> None:
         try:
-            status, account = await self.gw.authenticate(pdu, self.peer_ip)
+            status, account = await self.gw.authenticate(
+                pdu, self.peer_ip, outbind_for=self.outbind_for
+            )
         except Exception:
             log.exception("%s: bind check failed", self.peer)
             status, account = CommandStatus.ESME_RSYSERR, None
@@ -282,6 +305,9 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
         if self._closing:
             return
         state = BIND_COMMANDS[pdu.command_id]
+        if not status and self.outbind_for is not None and state not in RECEIVING_STATES:
+            # outbind asks the ESME to receive (SMPP 3.4 2.2.1): not to transmit here.
+            status = CommandStatus.ESME_RINVBNDSTS
         if not status and not self.gw.bind_slot_free(account, state):
             self.gw.metrics.bind_failures.labels("bind_limit").inc()
             status = CommandStatus.ESME_RBINDFAIL
@@ -291,6 +317,8 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
         # aiosmpplib cannot parse a failed bind_resp without a body, so one is always sent.
         self.respond(pdu, status, system_id=SMSC_SYSTEM_ID, tlvs=tlvs)
         if status:
+            if self.outbind_for is not None and not self.outbind_result.done():
+                self.outbind_result.set_result(False)
             return
         self.smpp50 = bool(tlvs)
         self.state = state
@@ -302,6 +330,8 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
         self.gw.metrics.sessions_bound.labels(BIND_TYPE[self.state]).inc()
         log.info("%s: bound as %s for %s", self.peer, BIND_TYPE[self.state], account.system_id)
         self.gw.on_session_bound(self)
+        if not self.outbind_result.done():
+            self.outbind_result.set_result(True)
 
     def _unbind(self, pdu: Pdu) -> None:
         previous = self.state
@@ -314,6 +344,8 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
         self.close()
 
     def _bind_timeout(self) -> None:
+        if not self.outbind_result.done():
+            self.outbind_result.set_result(False)
         if self.state == State.OPEN and not self._closing:
             log.info("%s: no bind within %.0fs, closing", self.peer, self.gw.settings.bind_timeout)
             self.close()
@@ -356,6 +388,11 @@ class SmppSession(BatchedOutput, asyncio.Protocol):
                 HEADER.pack(16 + len(body), CommandId.DELIVER_SM, 0, seq) + body
             )
             self.gw.metrics.count_pdu("out", CommandId.DELIVER_SM, 0)
+
+    def alert(self, pdu: Pdu) -> None:
+        """An alert_notification: a request the ESME never answers (SMPP 3.4 4.12)."""
+        pdu.sequence_number = self.next_sequence()
+        self.send_pdu(pdu)
 
     def send_enquire_link(self, now: float) -> None:
         seq = self.next_sequence()
