@@ -622,10 +622,11 @@ def _decode_dests(
         raise _truncated("number_of_dests", command_id, seq)
     count = data[offset]
     offset += 1
-    if count == 0 or count > 254:
+    # SMPP 3.4 says at most 254, 5.0 at most 255 (the whole octet): take both.
+    if count == 0:
         raise PduError(
             S.ESME_RINVNUMDESTS,
-            f"number_of_dests {count} out of 1..254",
+            "number_of_dests 0: a submit_multi needs at least one destination",
             command_id=command_id,
             sequence_number=seq,
         )

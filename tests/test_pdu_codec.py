@@ -231,3 +231,9 @@ def test_mutated_frames_never_escape_the_codec_error(sample, data):
         assert exc.status in S.__members__.values()
     else:
         assert isinstance(pdu, codec.Pdu)
+
+
+def test_submit_multi_takes_255_destinations():
+    pdu = SubmitMulti(sequence_number=3, source_addr="ovh", short_message=b"x",
+                      dest_addresses=[SmeDest(1, 1, f"3360000{i:04d}") for i in range(255)])
+    assert len(decode(encode(pdu)).dest_addresses) == 255
