@@ -180,6 +180,17 @@ class Response:
 
 
 @dataclass(slots=True)
+class StrayResponse:
+    """A response to nothing we are waiting for (too late, or to a request written
+    without the link): the spec lets it be dropped, and most applications do."""
+
+    frame: bytes
+
+    def pdu(self) -> Pdu:
+        return decode(self.frame)
+
+
+@dataclass(slots=True)
 class ResponseTimeout:
     """One of our requests got no answer within response_timeout."""
 
@@ -220,7 +231,9 @@ class Closed:
     reason: str
 
 
-Event = Request | Response | ResponseTimeout | Bound | BindRefused | Unbound | Closed
+Event = (
+    Request | Response | StrayResponse | ResponseTimeout | Bound | BindRefused | Unbound | Closed
+)
 
 # Keys of our own requests in the awaiting table, apart from the application's.
 _ENQUIRE, _UNBIND, _BIND = "enquire_link", "unbind", "bind"
@@ -380,7 +393,7 @@ class Link:
         if entry is None or (
             command_id != entry[0] | RESPONSE_BIT and command_id != C.GENERIC_NACK
         ):
-            return None  # never asked for: dropped, as the spec allows
+            return StrayResponse(frame)
         del self._awaiting[seq]
         context = entry[2]
         if context is _ENQUIRE:
@@ -432,6 +445,11 @@ class Link:
         """Send a request that has no response (alert_notification)."""
         pdu.sequence_number = self.next_sequence()
         self._write_pdu(pdu)
+
+    def write_raw(self, data: bytes) -> None:
+        """Queue bytes as they are, outside every rule (a test client sending what a
+        broken peer would; its answers come back as StrayResponse)."""
+        self._out.append(data)
 
     def _check_send(self, command_id: int) -> None:
         if self.state not in BOUND_STATES:

@@ -46,6 +46,7 @@ from pdu.link import (
     ResponseTimeout,
     Role,
     State,
+    StrayResponse,
     Unbound,
     following_sequence,
 )
@@ -314,13 +315,15 @@ def test_our_window_limits_what_we_send_and_responses_free_it():
     assert client.window_free() == 3
 
 
-def test_a_generic_nack_answers_our_request_and_unasked_responses_are_dropped():
+def test_a_generic_nack_answers_our_request_and_unasked_responses_are_stray():
     _server, client = pair()
     seq = client.send(SubmitSm(), T0, context="mine")
     written(client)
-    feed(client, GenericNack(sequence_number=seq, command_status=S.ESME_RINVCMDLEN))
+    (nack,) = feed(client, GenericNack(sequence_number=seq, command_status=S.ESME_RINVCMDLEN))
+    assert isinstance(nack, Response) and nack.context == "mine"
     assert client.window_free() == client.config.window_out
-    assert feed(client, response_for(SubmitSm(sequence_number=999), 0)) == []
+    (stray,) = feed(client, response_for(SubmitSm(sequence_number=999), 0))
+    assert isinstance(stray, StrayResponse) and stray.pdu().sequence_number == 999
 
 
 def test_sending_is_refused_unless_bound():
@@ -359,8 +362,9 @@ def test_an_unanswered_request_times_out_with_its_context():
     assert isinstance(timeout, ResponseTimeout)
     assert (timeout.sequence_number, timeout.context) == (seq, "part-1")
     assert client.window_free() == client.config.window_out
-    # A late answer is dropped: its request was already given up.
-    assert feed(client, response_for(SubmitSm(sequence_number=seq), 0)) == []
+    # A late answer is stray: its request was already given up.
+    (late,) = feed(client, response_for(SubmitSm(sequence_number=seq), 0))
+    assert isinstance(late, StrayResponse)
 
 
 def test_enquire_link_on_an_idle_link_and_close_when_unanswered():
@@ -504,3 +508,16 @@ def test_response_events_carry_the_status_of_the_answer():
     (response,) = events(client)
     assert isinstance(response, Response)
     assert (response.sequence_number, response.command_status) == (seq, S.ESME_RTHROTTLED)
+
+
+def test_bytes_written_outside_the_rules_are_answered_as_stray_responses():
+    server, client = smsc(), esme()
+    seq = client.next_sequence()
+    client.write_raw(encode(SubmitSm(sequence_number=seq)))  # before any bind
+    server.receive_data(client.data_to_send(), T0)
+    assert events(server) == []
+    client.receive_data(server.data_to_send(), T0)
+    (stray,) = events(client)
+    assert isinstance(stray, StrayResponse)
+    answer = stray.pdu()
+    assert (answer.sequence_number, answer.command_status) == (seq, S.ESME_RINVBNDSTS)
