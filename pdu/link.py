@@ -22,6 +22,7 @@ its own requests with `send` while `window_free()` allows.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -246,8 +247,14 @@ class LinkError(RuntimeError):
 class Link:
     """The SMPP connection state machine for one role; see the module docstring."""
 
-    def __init__(self, config: LinkConfig, now: float) -> None:
+    def __init__(
+        self, config: LinkConfig, now: float,
+        observe: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        """`observe(direction, command_id, command_status)` is told of every PDU in
+        ("in") and out ("out"), the link's own answers included (for metrics)."""
         self.config = config
+        self._observe = observe
         self.role = config.role
         self.state = State.OPEN
         self._framer = Framer(config.max_pdu_size)
@@ -338,6 +345,8 @@ class Link:
 
     def _frame(self, frame: bytes) -> Event | None:
         _, command_id, status, seq = HEADER.unpack_from(frame, 0)
+        if self._observe is not None:
+            self._observe("in", command_id, status)
         if command_id & RESPONSE_BIT:
             return self._response(command_id, status, seq, frame)
         try:
@@ -416,8 +425,8 @@ class Link:
     # --- the application's actions -------------------------------------------------
 
     def respond(self, request: Pdu, status: int = 0, **body: Any) -> Pdu:
-        """Answer a request the link handed over; returns the response, tlvs included
-        (the caller may add to `tlvs` before the next data_to_send)."""
+        """Answer a request the link handed over (`body` holds the response's fields,
+        `tlvs` among them); returns the response as it was queued."""
         response = response_for(request, status, **body)
         self._write_pdu(response)
         if request.command_id not in _OWN and self.peer_outstanding:
@@ -438,6 +447,8 @@ class Link:
         self._check_send(command_id)
         seq = self.next_sequence()
         self._out.append(HEADER.pack(HEADER_SIZE + len(body), command_id, 0, seq) + body)
+        if self._observe is not None:
+            self._observe("out", command_id, 0)
         self._await(seq, command_id, now, context)
         return seq
 
@@ -608,6 +619,8 @@ class Link:
 
     def _write_pdu(self, pdu: Pdu) -> None:
         self._out.append(encode(pdu))
+        if self._observe is not None:
+            self._observe("out", pdu.command_id, pdu.command_status)
 
     def _close(self, reason: str) -> None:
         if self._closing:

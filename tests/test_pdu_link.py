@@ -521,3 +521,13 @@ def test_bytes_written_outside_the_rules_are_answered_as_stray_responses():
     assert isinstance(stray, StrayResponse)
     answer = stray.pdu()
     assert (answer.sequence_number, answer.command_status) == (seq, S.ESME_RINVBNDSTS)
+
+
+def test_every_pdu_in_and_out_is_observed_the_links_own_answers_included():
+    seen = []
+    link = Link(LinkConfig(role=Role.SMSC), T0, observe=lambda *a: seen.append(a))
+    feed(link, EnquireLink(sequence_number=1), SubmitSm(sequence_number=2))
+    assert seen == [
+        ("in", CommandId.ENQUIRE_LINK, 0), ("out", CommandId.ENQUIRE_LINK_RESP, 0),
+        ("in", CommandId.SUBMIT_SM, 0), ("out", CommandId.SUBMIT_SM_RESP, S.ESME_RINVBNDSTS),
+    ]
