@@ -9,20 +9,34 @@ from __future__ import annotations
 
 import re
 
+from pdu.fields import (
+    NPI_ISDN,
+    NPI_UNKNOWN,
+    TON_ALPHANUMERIC,
+    TON_INTERNATIONAL,
+    TON_NATIONAL,
+    TON_NETWORK_SPECIFIC,
+    TON_UNKNOWN,
+)
+
 SENDER_KINDS = ("alphanumeric", "shortcode", "numeric")
 SENDER_STATES = ("pending", "enabled", "disabled", "refused")
 
 # SMPP 3.4 type_of_number and numbering_plan_indicator of each kind (sections 5.2.5,
 # 5.2.6), as the modelled provider specifies them: what the gateway sends upstream.
-TON_UNKNOWN = 0
-TON_FOR_KIND = {"numeric": 1, "shortcode": 3, "alphanumeric": 5}
-NPI_FOR_KIND = {"numeric": 1, "shortcode": 1, "alphanumeric": 0}
+TON_FOR_KIND = {
+    "numeric": TON_INTERNATIONAL, "shortcode": TON_NETWORK_SPECIFIC,
+    "alphanumeric": TON_ALPHANUMERIC,
+}
+NPI_FOR_KIND = {"numeric": NPI_ISDN, "shortcode": NPI_ISDN, "alphanumeric": NPI_UNKNOWN}
 KIND_FOR_TON = {ton: kind for kind, ton in TON_FOR_KIND.items()}
 # What clients put in source_addr_ton / _npi in the wild for a sender they were given:
 # unknown, international, national, network specific, alphanumeric; unknown or ISDN.
 # With lenient addressing any of these is taken for an enabled sender, whatever its kind.
-LENIENT_SOURCE_TONS = frozenset({0, 1, 2, 3, 5})
-LENIENT_NPIS = frozenset({0, 1})
+LENIENT_SOURCE_TONS = frozenset({
+    TON_UNKNOWN, TON_INTERNATIONAL, TON_NATIONAL, TON_NETWORK_SPECIFIC, TON_ALPHANUMERIC,
+})
+LENIENT_NPIS = frozenset({NPI_UNKNOWN, NPI_ISDN})
 
 MAX_ALPHANUMERIC = 11
 # Handsets display the GSM 03.38 basic set; keep to its ASCII-safe part so a sender

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Any, ClassVar
 
+from pdu.fields import INTERFACE_VERSION_34
 from pdu.status import CommandStatus
 from pdu.tlv import TlvError, decode_tlvs, encode_tlvs
 
 HEADER = struct.Struct(">IIII")
 HEADER_SIZE = 16
 RESPONSE_BIT = 0x80000000
-INTERFACE_VERSION_34 = 0x34
 MAX_SHORT_MESSAGE = 254
 
 

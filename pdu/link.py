@@ -30,7 +30,6 @@ from typing import Any
 from pdu.codec import (
     HEADER,
     HEADER_SIZE,
-    INTERFACE_VERSION_34,
     PDU_CLASSES,
     RESPONSE_BIT,
     RESPONSE_CLASS,
@@ -48,6 +47,7 @@ from pdu.codec import (
     encode,
     response_for,
 )
+from pdu.fields import INTERFACE_VERSION_34
 from pdu.framing import DEFAULT_MAX_PDU_SIZE, Framer, FramingError
 from pdu.status import CommandStatus
 
@@ -538,11 +538,15 @@ class Link:
         """Give up the link at once (a Closed event follows)."""
         self._close(reason)
 
+    def outstanding(self) -> list[tuple[int, Any]]:
+        """(command_id, context) of the application's requests awaiting a response."""
+        return [(cid, ctx) for cid, _, ctx in self._awaiting.values()
+                if ctx not in (_ENQUIRE, _UNBIND, _BIND)]
+
     def connection_lost(self) -> list[tuple[int, Any]]:
         """The transport is gone: returns (command_id, context) of every application
         request that was still waiting for a response."""
-        lost = [(cid, ctx) for cid, _, ctx in self._awaiting.values()
-                if ctx not in (_ENQUIRE, _UNBIND, _BIND)]
+        lost = self.outstanding()
         self._awaiting.clear()
         self._app_awaiting = 0
         self.state = State.CLOSED

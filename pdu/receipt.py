@@ -1,8 +1,10 @@
-"""The delivery receipt text carried in a DLR deliver_sm (SMPP 3.4 Appendix B).
+"""Delivery receipts (SMPP 3.4 Appendix B) and MOs as deliver_sm, both ways.
 
-The format is de facto rather than normative: we write the one form every client we
-serve parses, and read the many variants upstream SMSCs send. Also the mapping between
-receipt stat words and SMPP message_state values (5.2.28).
+The receipt text is de facto rather than normative: we write the one form every client
+we serve parses, and read the many variants upstream SMSCs send. Also the mapping
+between receipt stat words and message_state values (5.2.28), which states are final,
+what registered_delivery asks for, and the deliver_sm PDUs of a receipt or an MO for a
+customer, built from plain values.
 """
 
 from __future__ import annotations
@@ -11,6 +13,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from enum import IntEnum
+
+from pdu.codec import DeliverSm, addresses
+from pdu.fields import (
+    ESM_CLASS_DELIVERY_RECEIPT,
+    ESM_CLASS_INTERMEDIATE_NOTIFICATION,
+    ESM_CLASS_MESSAGE_TYPE,
+    ESM_CLASS_UDHI,
+    RECEIPT_ALWAYS,
+    RECEIPT_MASK,
+    RECEIPT_ON_FAILURE,
+)
+from pdu.tlv import Tag, as_cstr, as_int, cstr_tlv, int_tlv
 
 
 class MessageState(IntEnum):
@@ -26,15 +40,11 @@ class MessageState(IntEnum):
     REJECTED = 8
 
 
-# The same values under flat names, for callers that pass plain ints around.
-MESSAGE_STATE_ENROUTE = MessageState.ENROUTE
-MESSAGE_STATE_DELIVERED = MessageState.DELIVERED
-MESSAGE_STATE_EXPIRED = MessageState.EXPIRED
-MESSAGE_STATE_DELETED = MessageState.DELETED
-MESSAGE_STATE_UNDELIVERABLE = MessageState.UNDELIVERABLE
-MESSAGE_STATE_ACCEPTED = MessageState.ACCEPTED
-MESSAGE_STATE_UNKNOWN = MessageState.UNKNOWN
-MESSAGE_STATE_REJECTED = MessageState.REJECTED
+FINAL_STATES = frozenset({
+    MessageState.DELIVERED, MessageState.EXPIRED, MessageState.DELETED,
+    MessageState.UNDELIVERABLE, MessageState.UNKNOWN, MessageState.REJECTED,
+})
+"""States after which nothing more happens to a message (ENROUTE and ACCEPTED are not)."""
 
 
 STAT_ENROUTE = "ENROUTE"
@@ -245,3 +255,111 @@ def combine_states(states: list[tuple[int, int]]) -> tuple[MessageState, int, in
     worst = next((s for s in _WORST_FIRST if s in present), MessageState.UNKNOWN)
     err = next((e for s, e in states if s == worst and e), 0)
     return worst, err, delivered
+
+
+# --- what registered_delivery asks for, and deliver_sm both ways --------------------
+
+
+def wants_receipt(registered_delivery: int, state: int) -> bool:
+    """True if a message asking `registered_delivery` gets a receipt for final `state`."""
+    asked = registered_delivery & RECEIPT_MASK
+    if asked == RECEIPT_ALWAYS:
+        return True
+    return asked == RECEIPT_ON_FAILURE and state != MessageState.DELIVERED
+
+
+def is_receipt(esm_class: int) -> bool:
+    """A deliver_sm/data_sm carrying a receipt (final or intermediate), not an MO."""
+    return esm_class & ESM_CLASS_MESSAGE_TYPE in (
+        ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION
+    )
+
+
+# GSM MAP error 27, absent subscriber: what an SMSC can later clear with an
+# alert_notification (in err:, or in network_error_code after its network type octet).
+ABSENT_SUBSCRIBER = 27
+
+
+def is_absent_subscriber(err: int, network_error: bytes | None) -> bool:
+    return err == ABSENT_SUBSCRIBER or (
+        network_error is not None and len(network_error) == 3
+        and int.from_bytes(network_error[1:], "big") == ABSENT_SUBSCRIBER
+    )
+
+
+def receipt_deliver_sm(
+    *,
+    message_id: str,
+    state: int,
+    err: int,
+    submit_date: datetime,
+    done_date: datetime,
+    text: str,
+    mobile: tuple[int, int, str],
+    esme: tuple[int, int, str],
+    sub: int = 1,
+    dlvrd: int | None = None,
+    network_error: bytes | None = None,
+    outgoing_id: str | None = None,
+) -> DeliverSm:
+    """The receipt for one message as the clients we serve read it: from the mobile
+    (ton, npi, addr) to the ESME's sender, the text of format_receipt, with
+    receipted_message_id and message_state (and network_error_code, and the provider's
+    outgoing_id vendor TLV when given)."""
+    body = format_receipt(Receipt(
+        message_id=message_id, sub=sub,
+        dlvrd=dlvrd if dlvrd is not None else int(state == MessageState.DELIVERED),
+        submit_date=submit_date, done_date=done_date, stat=stat_for_state(state),
+        err=min(err, 999), text=text,
+    ))
+    tlvs = [cstr_tlv(Tag.RECEIPTED_MESSAGE_ID, message_id), int_tlv(Tag.MESSAGE_STATE, state)]
+    if network_error is not None and len(network_error) == 3:
+        tlvs.append((Tag.NETWORK_ERROR_CODE, network_error))
+    if outgoing_id is not None:
+        tlvs.append(cstr_tlv(Tag.OUTGOING_ID, outgoing_id))
+    return DeliverSm(
+        source_addr_ton=mobile[0], source_addr_npi=mobile[1], source_addr=mobile[2],
+        dest_addr_ton=esme[0], dest_addr_npi=esme[1], destination_addr=esme[2],
+        esm_class=ESM_CLASS_DELIVERY_RECEIPT, short_message=body, tlvs=tlvs,
+    )
+
+
+# What of an upstream MO the customer gets besides the mandatory fields.
+MO_TLVS_KEPT = frozenset({
+    Tag.MESSAGE_PAYLOAD, Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM,
+    Tag.SOURCE_PORT, Tag.DESTINATION_PORT, Tag.USER_MESSAGE_REFERENCE,
+})
+
+
+def mo_deliver_sm(upstream: DeliverSm, *, incoming_id: str | None = None) -> DeliverSm:
+    """An upstream's MO as the customer gets it: the same addresses, coding and text,
+    the UDHI bit, the linking and port TLVs (and the provider's incoming_id)."""
+    tlvs = [(t, v) for t, v in upstream.tlvs if t in MO_TLVS_KEPT]
+    if incoming_id is not None:
+        tlvs.append(cstr_tlv(Tag.INCOMING_ID, incoming_id))
+    return DeliverSm(
+        **addresses(upstream), esm_class=upstream.esm_class & ESM_CLASS_UDHI,
+        protocol_id=upstream.protocol_id, data_coding=upstream.data_coding,
+        short_message=upstream.short_message, tlvs=tlvs,
+    )
+
+
+def read_receipt(pdu: DeliverSm) -> tuple[str, int, int, bytes | None]:
+    """(upstream id, message_state, err, network_error_code) of an upstream receipt.
+
+    The TLVs win over the text where both exist: they are typed, the text is de facto.
+    Raises InvalidReceipt when neither gives an id and a state.
+    """
+    raw_id = pdu.get_tlv(Tag.RECEIPTED_MESSAGE_ID)
+    raw_state = pdu.get_tlv(Tag.MESSAGE_STATE)
+    err = 0
+    parsed: Receipt | None = None
+    try:
+        parsed = parse_receipt(pdu.short_message or pdu.get_tlv(Tag.MESSAGE_PAYLOAD) or b"")
+        err = parsed.err
+    except InvalidReceipt:
+        if raw_id is None or raw_state is None:
+            raise
+    upstream_id = as_cstr(raw_id) if raw_id else parsed.message_id  # type: ignore[union-attr]
+    state = as_int(raw_state) if raw_state else int(parsed.message_state)  # type: ignore[union-attr]
+    return upstream_id, state, err, pdu.get_tlv(Tag.NETWORK_ERROR_CODE)

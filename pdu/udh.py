@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ESM_CLASS_UDHI = 0x40
-"""esm_class bit 6: the short_message begins with a User Data Header."""
-
 IEI_CONCAT_8BIT = 0x00
 """Concatenated short messages, 8-bit reference number (IEDL 3)."""
 

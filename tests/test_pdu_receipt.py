@@ -199,9 +199,38 @@ def test_stat_and_message_state_map_both_ways(state: int, stat: str) -> None:
     assert receipt.state_for_stat(stat.lower()) == state
 
 
-def test_flat_message_state_constants() -> None:
-    assert receipt.MESSAGE_STATE_DELIVERED == 2
-    assert receipt.MESSAGE_STATE_REJECTED == 8
+def test_final_states_are_those_after_which_nothing_happens() -> None:
+    assert receipt.MessageState.DELIVERED == 2 and receipt.MessageState.REJECTED == 8
+    assert receipt.MessageState.ENROUTE not in receipt.FINAL_STATES
+    assert receipt.MessageState.ACCEPTED not in receipt.FINAL_STATES
+    assert len(receipt.FINAL_STATES) == 6
+
+
+@pytest.mark.parametrize("rd, state, wanted", [
+    (0, 2, False), (1, 2, True), (1, 5, True), (2, 2, False), (2, 5, True), (0x11, 3, True),
+])
+def test_registered_delivery_says_which_outcomes_get_a_receipt(rd, state, wanted) -> None:
+    assert receipt.wants_receipt(rd, state) is wanted
+
+
+def test_receipt_deliver_sm_goes_from_the_mobile_to_the_sender() -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+    pdu = receipt.receipt_deliver_sm(
+        message_id="42", state=5, err=27, submit_date=at, done_date=at, text="hello",
+        mobile=(1, 1, "33612345678"), esme=(5, 0, "ACME"), sub=3, dlvrd=2,
+        network_error=b"\x03\x00\x1b", outgoing_id="43",
+    )
+    assert (pdu.source_addr, pdu.destination_addr, pdu.esm_class) == ("33612345678", "ACME", 4)
+    read = receipt.parse_receipt(pdu.short_message)
+    assert (read.message_id, read.sub, read.dlvrd, read.stat, read.err) == (
+        "42", 3, 2, "UNDELIV", 27)
+    assert receipt.read_receipt(pdu) == ("42", 5, 27, b"\x03\x00\x1b")
+    assert receipt.is_receipt(pdu.esm_class)
+    assert receipt.is_absent_subscriber(27, None)
+    assert receipt.is_absent_subscriber(0, b"\x03\x00\x1b")
+    assert not receipt.is_absent_subscriber(1, b"\x03\x00\x01")
 
 
 @pytest.mark.parametrize("state", [0, 9, 255])

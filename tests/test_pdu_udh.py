@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdu import udh
+from pdu import fields, udh
 from pdu.udh import Concat, InvalidUdh
 
 
 def test_udhi_is_esm_class_bit_6() -> None:
-    assert udh.ESM_CLASS_UDHI == 0x40
+    assert fields.ESM_CLASS_UDHI == 0x40
 
 
 def test_parse_8bit_concat() -> None:
