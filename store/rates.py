@@ -13,9 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from store.account_keys import account_id_of
 from store.engine import writer
-from store.errors import AccountNotFound, RateNotFound
-from store.tables import accounts, rates, utcnow
+from store.errors import RateNotFound
+from store.tables import rates, utcnow
 
 # Destination prefixes are international digits (country code first), like the
 # destination_addr they are matched against.
@@ -102,13 +103,8 @@ def _where(account_id: int | None, prefix: str) -> tuple[sa.ColumnElement[bool],
 
 
 async def _scope(conn: AsyncConnection, system_id: str | None, *, lock: bool = False) -> int | None:
+    """None for the global table, else the account's id."""
     if system_id is None:
         return None
-    stmt = sa.select(accounts.c.id).where(accounts.c.system_id == system_id)
-    if lock:
-        # Two operators setting one account's prefix at once queue here on PostgreSQL.
-        stmt = stmt.with_for_update(key_share=True)
-    account_id = (await conn.execute(stmt)).scalar_one_or_none()
-    if account_id is None:
-        raise AccountNotFound(system_id)
-    return int(account_id)
+    # lock: two operators setting one account's prefix at once queue on PostgreSQL.
+    return await account_id_of(conn, system_id, lock=lock)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.batcher import NewMessage
 from store.engine import make_engine, migrate
+from store.invariants import ledger_violations
 
 PG_URL = os.environ.get("SMPPGW_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -80,6 +81,13 @@ async def store_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterat
         async with admin.begin() as conn:
             await conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         await admin.dispose()
+
+
+@pytest.fixture
+async def books_balance(store_db: StoreDB) -> AsyncIterator[None]:
+    """The money invariants, checked after the test (use with pytest.mark.usefixtures)."""
+    yield
+    assert await ledger_violations(store_db.engine) == []
 
 
 def new_message(

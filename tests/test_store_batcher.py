@@ -15,6 +15,7 @@ from store_fixtures import StoreDB, new_message
 from store.accounts import AccountStore
 from store.batcher import WriteBehindBatcher
 from store.errors import AccountNotFound, InsufficientCredit, StoreError
+from store.ledger import LedgerStore
 from store.tables import ledger, messages
 
 store_db = store_fixtures.store_db
@@ -53,17 +54,19 @@ async def test_submit_returns_after_the_row_and_debit_are_committed(
     store_db: StoreDB, batcher: WriteBehindBatcher
 ) -> None:
     accounts = AccountStore(store_db.engine)
+    ledger_store = LedgerStore(store_db.engine)
     acme = await accounts.create("acme", "h", credits=100)
     await batcher.submit(new_message(7001, acme["id"], cost=30))
     assert await _committed_ids(store_db) == [7001]
     assert await _ledger(store_db) == [(acme["id"], "debit", -30, 7001)]
-    assert await accounts.balance("acme") == 70
+    assert await ledger_store.balance("acme") == 70
 
 
 async def test_concurrent_submits_share_transactions(
     store_db: StoreDB, batcher: WriteBehindBatcher
 ) -> None:
     accounts = AccountStore(store_db.engine)
+    ledger_store = LedgerStore(store_db.engine)
     a = await accounts.create("a", "h", credits=10_000)
     b = await accounts.create("b", "h", credits=10_000)
     await asyncio.gather(
@@ -71,9 +74,9 @@ async def test_concurrent_submits_share_transactions(
     )
     assert await _committed_ids(store_db) == list(range(1, 301))
     for account in (a, b):
-        balance = await accounts.balance(account["system_id"])
+        balance = await ledger_store.balance(account["system_id"])
         assert balance == 10_000 - 150 * 3
-        assert await accounts.ledger_sum(account["id"]) == balance
+        assert await ledger_store.total(account["id"]) == balance
 
 
 async def test_full_batch_does_not_wait_for_the_delay(store_db: StoreDB) -> None:
@@ -101,6 +104,7 @@ async def test_insufficient_credit_rejects_only_the_short_account(
     store_db: StoreDB, batcher: WriteBehindBatcher
 ) -> None:
     accounts = AccountStore(store_db.engine)
+    ledger_store = LedgerStore(store_db.engine)
     rich = await accounts.create("rich", "h", credits=1000)
     poor = await accounts.create("poor", "h", credits=25)
     # Both accounts in one batch; poor's three messages need 30 > 25.
@@ -116,9 +120,9 @@ async def test_insufficient_credit_rejects_only_the_short_account(
     assert all(isinstance(results[i], InsufficientCredit) for i in (1, 3, 4))
     assert await _committed_ids(store_db) == [1, 3]
     assert [row[3] for row in await _ledger(store_db)] == [1, 3]
-    assert await accounts.balance("poor") == 25
-    assert await accounts.balance("rich") == 980
-    assert await accounts.ledger_sum(poor["id"]) == 25
+    assert await ledger_store.balance("poor") == 25
+    assert await ledger_store.balance("rich") == 980
+    assert await ledger_store.total(poor["id"]) == 25
 
 
 async def test_unknown_account_fails_only_its_messages(
@@ -148,6 +152,7 @@ async def test_database_error_fails_the_whole_batch_and_writes_nothing(
     store_db: StoreDB, batcher: WriteBehindBatcher
 ) -> None:
     accounts = AccountStore(store_db.engine)
+    ledger_store = LedgerStore(store_db.engine)
     a = await accounts.create("a", "h", credits=100)
     b = await accounts.create("b", "h", credits=100)
     # The same id twice in one batch: the insert violates the primary key.
@@ -160,7 +165,7 @@ async def test_database_error_fails_the_whole_batch_and_writes_nothing(
     assert all(isinstance(r, sa.exc.IntegrityError) for r in results)
     assert await _committed_ids(store_db) == []
     assert await _ledger(store_db) == []
-    assert (await accounts.balance("a"), await accounts.balance("b")) == (100, 100)
+    assert (await ledger_store.balance("a"), await ledger_store.balance("b")) == (100, 100)
     # The batcher carries on after a failed batch.
     await batcher.submit(new_message(3, a["id"]))
     assert await _committed_ids(store_db) == [3]
@@ -192,7 +197,7 @@ async def test_items_arriving_during_a_flush_go_into_the_next_batch(store_db: St
     await asyncio.gather(*waves)
     await b.stop()
     assert len(await _committed_ids(store_db)) == 28
-    assert await AccountStore(store_db.engine).balance("acme") == 10_000 - 28
+    assert await LedgerStore(store_db.engine).balance("acme") == 10_000 - 28
 
 
 async def test_submit_before_start_is_refused(store_db: StoreDB) -> None:
@@ -206,9 +211,10 @@ async def test_ledger_matches_balances_after_topups_transfers_and_debits(
     store_db: StoreDB, batcher: WriteBehindBatcher
 ) -> None:
     accounts = AccountStore(store_db.engine)
+    ledger_store = LedgerStore(store_db.engine)
     a = await accounts.create("a", "h", credits=500)
     b = await accounts.create("b", "h", credits=500)
-    await accounts.add_credits("a", 250)
+    await ledger_store.add_credits("a", 250)
 
     async def traffic() -> None:
         await asyncio.gather(
@@ -218,20 +224,21 @@ async def test_ledger_matches_balances_after_topups_transfers_and_debits(
 
     await asyncio.gather(
         traffic(),
-        accounts.transfer("a", "b", 100),
-        accounts.transfer("b", "a", 40),
+        ledger_store.transfer("a", "b", 100),
+        ledger_store.transfer("b", "a", 40),
         return_exceptions=True,
     )
     for account in (a, b):
-        assert await accounts.ledger_sum(account["id"]) == await accounts.balance(
+        assert await ledger_store.total(account["id"]) == await ledger_store.balance(
             account["system_id"])
-    total = await accounts.balance("a") + await accounts.balance("b")
+    total = await ledger_store.balance("a") + await ledger_store.balance("b")
     assert total == 1250 - 7 * len(await _committed_ids(store_db))
 
 
 async def test_two_nodes_sharing_one_store_never_oversell(store_db: StoreDB) -> None:
     # Two gateway nodes: separate engines (pools) and batchers on the same database.
     accounts = AccountStore(store_db.engine)
+    ledger_store = LedgerStore(store_db.engine)
     acme = await accounts.create("acme", "h", credits=250)
     other_engine = store_db.other_engine()
     nodes = [
@@ -252,6 +259,6 @@ async def test_two_nodes_sharing_one_store_never_oversell(store_db: StoreDB) -> 
     accepted = [i + 1 for i, r in enumerate(results) if r == []]
     assert all(r == [] or isinstance(r, InsufficientCredit) for r in results)
     assert await _committed_ids(store_db) == accepted
-    balance = await accounts.balance("acme")
+    balance = await ledger_store.balance("acme")
     assert balance == 250 - 10 * len(accepted) >= 0
-    assert await accounts.ledger_sum(acme["id"]) == balance
+    assert await ledger_store.total(acme["id"]) == balance

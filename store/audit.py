@@ -1,0 +1,61 @@
+"""The audit log: who changed what, when, with the record before and after as JSON.
+
+Written for every operator change (and the gateway's own, such as a STOP reply). The
+callers decide what goes in: no password or hash is ever passed here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.engine import writer
+from store.tables import audit_log, utcnow
+
+
+def _to_json(value: dict[str, Any] | None) -> str | None:
+    if value is None:
+        return None
+    # default=str: datetimes and Decimals in an audit record are for humans to read.
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class AuditStore:
+    """Repository of audit entries; append and read the newest, nothing else."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+
+    async def record(
+        self,
+        actor: str,
+        action: str,
+        target: str | None,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        """Record a change; before/after are stored as JSON text."""
+        async with self._writer.begin() as conn:
+            await conn.execute(
+                audit_log.insert().values(
+                    at=utcnow(), actor=actor, action=action, target=target,
+                    before=_to_json(before), after=_to_json(after),
+                )
+            )
+
+    async def newest(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest entries first, with before/after decoded from JSON."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+            )
+            entries = [dict(row._mapping) for row in rows]
+        for entry in entries:
+            for key in ("before", "after"):
+                if entry[key] is not None:
+                    entry[key] = json.loads(entry[key])
+        return entries
