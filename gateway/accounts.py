@@ -15,23 +15,28 @@ import asyncio
 import logging
 import smtplib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from auth.ipacl import IpAllowList
-from gateway.validation import SubmitPolicy
+from gateway.submit.validation import SubmitPolicy
 from store.money import format_credits, parse_credits
-from store.rates import RateStore
 
 if TYPE_CHECKING:
     from config.settings import Settings
     from gateway.mail import Mailer
     from gateway.metrics import GatewayMetrics
     from store.accounts import AccountStore
+    from store.audit import AuditStore
+    from store.ledger import LedgerStore
+    from store.rates import RateStore
+    from store.stop_list import StopListStore
 
 log = logging.getLogger(__name__)
 
 # Used when no Settings are given (unit tests of the directory alone).
 DEFAULT_RATE_MINOR = 100
+DEFAULT_DELIVERY_TTL = 7 * 86400.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -108,15 +113,21 @@ class AccountDirectory:
 
     def __init__(
         self,
-        store: AccountStore,
         settings: Settings | None = None,
         *,
+        accounts: AccountStore,
+        rates: RateStore,
+        ledger: LedgerStore,
+        stop_list: StopListStore,
+        audit: AuditStore,
         metrics: GatewayMetrics | None = None,
         mailer: Mailer | None = None,
     ) -> None:
-        self._store = store
-        self._settings = settings
-        self._rate_store = RateStore(store.engine)
+        self._accounts = accounts
+        self._rates = rates
+        self._ledger = ledger
+        self._stop_list = stop_list
+        self._audit = audit
         self.metrics = metrics
         self.mailer = mailer
         self._by_system_id: dict[str, Account] = {}
@@ -126,22 +137,31 @@ class AccountDirectory:
         self._default_rate = (
             parse_credits(settings.default_rate) if settings is not None else DEFAULT_RATE_MINOR
         )
+        self._vendor_default = settings.vendor_tlvs if settings is not None else False
+        self._max_ttl = timedelta(
+            seconds=settings.dlr_max_age if settings is not None else DEFAULT_DELIVERY_TTL
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         # Counts alerts raised, whatever the delivery; tests and the admin read it.
         self.low_balance_alerts = 0
 
-    def attach(
-        self, *, metrics: GatewayMetrics | None = None, mailer: Mailer | None = None
-    ) -> None:
-        """Give the directory its metrics and mailer after construction."""
-        if metrics is not None:
-            self.metrics = metrics
-        if mailer is not None:
-            self.mailer = mailer
+    # --- what the delivery of receipts and MOs asks of an account -----------------------
+
+    def vendor_tlvs(self, account_id: int) -> bool:
+        """Whether the account's receipts and MOs carry the provider's vendor TLVs."""
+        account = self._by_id.get(account_id)
+        return account.vendor_tlvs if account is not None else self._vendor_default
+
+    def delivery_ttl(self, account_id: int) -> timedelta:
+        """How long a receipt or MO waits for the customer: the account's own setting,
+        within the gateway's `dlr_max_age`."""
+        account = self._by_id.get(account_id)
+        days = account.dlr_retention_days if account is not None else None
+        return min(timedelta(days=days), self._max_ttl) if days else self._max_ttl
 
     async def load(self) -> None:
-        rows = await self._store.load_all()
-        rates = await self._rate_store.load_all()
+        rows = await self._accounts.load_all()
+        rates = await self._rates.load_all()
         self._by_system_id.clear()
         self._by_id.clear()
         for row in rows:
@@ -157,7 +177,7 @@ class AccountDirectory:
         re-read: between a commit and its callback the store is ahead of memory, so
         balances change here only by the deltas callers apply.
         """
-        row = await self._store.get(system_id)
+        row = await self._accounts.get(system_id)
         old = self._by_system_id.get(system_id)
         if row is None:
             if old is not None:
@@ -173,7 +193,7 @@ class AccountDirectory:
 
     async def refresh_rates(self) -> None:
         """Re-read the whole rate table (global and per-account) after a change."""
-        self._apply_rates(await self._rate_store.load_all())
+        self._apply_rates(await self._rates.load_all())
 
     def _apply_rates(self, rows: list[dict[str, Any]]) -> None:
         global_rates: dict[str, int] = {}
@@ -254,9 +274,9 @@ class AccountDirectory:
         """STOP-list a destination for an account (e.g. when its MO says STOP): stored,
         audited as the gateway's own doing, and seen by the next submit at once.
         Returns False if it was already listed."""
-        added = await self._store.add_stop(account.system_id, destination, note)
+        added = await self._stop_list.add(account.system_id, destination, note)
         if added:
-            await self._store.audit(
+            await self._audit.record(
                 "gateway", "stop.add", account.system_id, None,
                 {"destination": destination, "note": note},
             )
@@ -313,7 +333,7 @@ class AccountDirectory:
     async def _auto_topup(self, account_id: int) -> None:
         outcome = "failed"
         try:
-            added = await self._store.auto_topup(account_id)
+            added = await self._ledger.auto_topup(account_id)
             account = self._by_id.get(account_id)
             if added is None:
                 outcome = "capped"

@@ -1,4 +1,8 @@
-"""The demo account a fresh install starts with, so the first bind needs no admin step."""
+"""The demo account a fresh install starts with, so the first bind needs no admin step.
+
+It is created through the admin socket's own `account.create`, as an operator would,
+so it is validated and audited like any other account.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from config.settings import Settings
+    from gateway.accounts import AccountDirectory
+    from gateway.admin.server import AdminServer
 
 DEMO_CREDITS = "1000"
 DEMO_IPS = ["127.0.0.1", "::1"]
@@ -14,15 +20,17 @@ DEMO_IPS = ["127.0.0.1", "::1"]
 DEMO_SENDERS = ["ovh", "ovh123", "33700000000"]
 
 
-async def ensure_demo_account(gateway: Gateway) -> dict | None:
+async def ensure_demo_account(
+    admin: AdminServer, settings: Settings, directory: AccountDirectory
+) -> dict | None:
     """Create the demo account on an empty store; return it (with its password) if created."""
-    if not gateway.settings.create_demo_account or len(gateway.accounts):
+    if not settings.create_demo_account or len(directory):
         return None
     request = {
         "op": "account.create",
         "args": {"credits": DEMO_CREDITS, "allowed_ips": DEMO_IPS, "senders": DEMO_SENDERS},
     }
-    answer = await gateway.admin.execute(json.dumps(request).encode(), actor="serve:demo")
+    answer = await admin.execute(json.dumps(request).encode(), actor="serve:demo")
     if not answer["ok"]:
         raise RuntimeError(f"could not create the demo account: {answer['error']}")
     return answer["result"]

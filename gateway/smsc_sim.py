@@ -24,131 +24,96 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.simulator import SUBMIT_ERRORS, SimulatedNetwork, as_data_sm, wants_alert
-from gateway.wire import BatchedOutput
-from pdu.codec import (
-    HEADER,
-    HEADER_SIZE,
-    RESPONSE_BIT,
-    CommandId,
-    DeliverSm,
-    GenericNack,
-    Pdu,
-    PduError,
-    decode,
-    encode,
-    response_for,
-)
-from pdu.framing import Framer, FramingError
+from gateway.link_protocol import LinkProtocol
+from gateway.upstream.simulator import SUBMIT_ERRORS, SimulatedNetwork, as_data_sm, wants_alert
+from pdu.codec import HEADER, HEADER_SIZE, CommandId, DeliverSm, Pdu, decode, encode
+from pdu.fields import ESM_CLASS_UDHI
+from pdu.link import Link, LinkConfig, Request, Response, ResponseTimeout, Role
 from pdu.status import CommandStatus
 from pdu.text import decode_short_message
 from pdu.tlv import Tag, as_int
-from pdu.udh import ESM_CLASS_UDHI, InvalidUdh, concat_info, parse_udh
+from pdu.udh import InvalidUdh, concat_info, parse_udh
 
 log = logging.getLogger("smsc_sim")
 
 BIND_REQUESTS = {CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER}
-RECEIVES = {CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER}
-TRANSMITS = {CommandId.BIND_TRANSMITTER, CommandId.BIND_TRANSCEIVER}
-# Answers that settle a deliver_sm or data_sm we sent (generic_nack: the ESME refused it).
-DELIVERY_ANSWERS = {CommandId.DELIVER_SM_RESP, CommandId.DATA_SM_RESP, CommandId.GENERIC_NACK}
 RECEIPT_PDUS = ("deliver_sm", "data_sm")
 DELIVER_WINDOW = 10
 REDELIVER_DELAY = 1.0
 
 
-def _command_id(frame: bytes) -> int:
-    return int.from_bytes(frame[4:8], "big")
+class SimSession(LinkProtocol):
+    """One ESME connection to the simulator: an SMSC-side link."""
 
-
-class SimSession(BatchedOutput, asyncio.Protocol):
     def __init__(self, server: SimServer) -> None:
+        # The ESME answers receipts when it can: a slow one is not refused or repeated.
+        super().__init__(Link(LinkConfig(
+            role=Role.SMSC, window_out=DELIVER_WINDOW, response_timeout=3600.0,
+            enquire_link_interval=None,
+        ), asyncio.get_running_loop().time()))
         self.server = server
-        self.transport: asyncio.Transport | None = None
-        self.framer = Framer()
-        self.init_output(asyncio.get_running_loop())
-        self.bind: int | None = None
-        self.seq = 0
-        self.outstanding: dict[int, bytes] = {}  # seq -> deliver_sm/data_sm frame awaiting resp
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def on_open(self) -> None:
         self.server.sessions.add(self)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def on_lost(self, awaiting: list[tuple[int, Any]], exc: Exception | None) -> None:
         self.server.sessions.discard(self)
         # Receipts sent but not acknowledged go back to the queue.
-        for frame in reversed(self.outstanding.values()):
+        for _, frame in reversed(awaiting):
             self.server.queue.appendleft(frame)
-        self.outstanding.clear()
         self.server.pump()
-
-    def data_received(self, data: bytes) -> None:
-        self.framer.receive_data(data)
-        try:
-            frames = self.framer.frames()
-        except FramingError:
-            self.close()
-            return
-        for frame in frames:
-            try:
-                pdu = decode(frame)
-            except PduError as exc:
-                if not exc.command_id & RESPONSE_BIT:
-                    self.send(GenericNack(sequence_number=exc.sequence_number,
-                                          command_status=exc.status))
-                continue
-            self.handle(pdu)
-
-    def close(self) -> None:
-        self.flush()
-        if self.transport is not None:
-            self.transport.close()
 
     @property
     def can_receive(self) -> bool:
-        return self.bind in RECEIVES and len(self.outstanding) < DELIVER_WINDOW
+        return self.link.can_receive and self.link.window_free() > 0
+
+    @property
+    def load(self) -> int:
+        return self.link.awaiting
 
     def deliver(self, frame: bytes) -> None:
-        """Send a queued frame under this session's next sequence_number."""
-        self.seq = self.seq % 0x7FFFFFFF + 1
-        frame = frame[:12] + self.seq.to_bytes(4, "big") + frame[HEADER_SIZE:]
-        # alert_notification has no response (SMPP 3.4 4.12): nothing to wait for.
-        if _command_id(frame) != CommandId.ALERT_NOTIFICATION:
-            self.outstanding[self.seq] = frame
-        self.write(frame)
+        """Send a queued frame (its sequence_number is the link's)."""
+        command_id = HEADER.unpack_from(frame, 0)[1]
+        if command_id == CommandId.ALERT_NOTIFICATION:
+            # alert_notification has no response (SMPP 3.4 4.12): nothing to wait for.
+            self.link.notify(decode(frame))
+        else:
+            self.link.send_body(command_id, frame[HEADER_SIZE:], self.loop.time(), frame)
+        self.kick()
 
-    def handle(self, pdu: Pdu) -> None:
+    def outstanding(self) -> list[bytes]:
+        return [frame for _, frame in self.link.outstanding()]
+
+    def handle_event(self, event: Any) -> None:
+        kind = type(event)
+        server = self.server
+        if kind is Request:
+            self._request(event.pdu)
+        elif kind is Response:
+            if event.command_status != 0:
+                self.loop.call_later(REDELIVER_DELAY, server.requeue, event.context)
+            server.pump()
+        elif kind is ResponseTimeout:
+            server.requeue(event.context)
+
+    def _request(self, pdu: Pdu) -> None:
         cid = pdu.command_id
         server = self.server
         if cid in BIND_REQUESTS:
-            ok = server.check_credentials(pdu)
-            self.send(response_for(pdu, 0 if ok else CommandStatus.ESME_RINVPASWD,
-                                   system_id="smsc_sim"))
-            if ok:
-                self.bind = cid
+            if server.check_credentials(pdu):
+                self.link.accept_bind(pdu, self.loop.time(), system_id="smsc_sim")
+                self.kick()
                 server.pump()
+            else:
+                self.link.refuse_bind(pdu, CommandStatus.ESME_RINVPASWD, system_id="smsc_sim")
+                self.kick()
         elif cid == CommandId.SUBMIT_SM:
             if server.args.never_answer:
                 return
-            if self.bind not in TRANSMITS:
-                self.send(response_for(pdu, CommandStatus.ESME_RINVBNDSTS))
-                return
             status, upstream_id = server.accept(pdu)
-            self.send(response_for(pdu, status, message_id=upstream_id))
-        elif cid in DELIVERY_ANSWERS:
-            frame = self.outstanding.pop(pdu.sequence_number, None)
-            if frame is not None and pdu.command_status != 0:
-                self.loop.call_later(REDELIVER_DELAY, server.requeue, frame)
-            server.pump()
-        elif cid == CommandId.ENQUIRE_LINK:
-            self.send(response_for(pdu))
-        elif cid == CommandId.UNBIND:
-            self.send(response_for(pdu))
-            self.bind = None
-            self.close()
-        elif not cid & RESPONSE_BIT:
-            self.send(response_for(pdu, CommandStatus.ESME_RINVCMDID))
+            self.respond(pdu, status, message_id=upstream_id)
+        else:
+            self.respond(pdu, CommandStatus.ESME_RINVCMDID)
 
 
 class SimServer:
@@ -193,7 +158,7 @@ class SimServer:
             handle.cancel()
         self.scheduled.clear()
         for session in list(self.sessions):
-            session.close()
+            session.close("the simulator is stopping")
         await asyncio.sleep(0.05)
         if self.log_file is not None:
             self.log_file.close()
@@ -262,7 +227,7 @@ class SimServer:
             receivers = [s for s in self.sessions if s.can_receive]
             if not receivers:
                 return
-            session = min(receivers, key=lambda s: len(s.outstanding))
+            session = min(receivers, key=lambda s: s.load)
             session.deliver(self.queue.popleft())
 
     async def generate_mo(self) -> None:
@@ -292,8 +257,7 @@ class SimServer:
     def save_state(self, path: Path) -> int:
         pending = list(self.queue)
         for session in self.sessions:
-            pending += session.outstanding.values()
-            session.outstanding.clear()
+            pending += session.outstanding()
         for handle, frame in self.scheduled.items():
             handle.cancel()
             pending.append(frame)

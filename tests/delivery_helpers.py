@@ -95,17 +95,14 @@ class Esme:
             while sum(1 for s in seqs if s not in self.responses) >= window:
                 assert loop.time() < deadline, "submit window never drained"
                 await asyncio.sleep(0.002)
-            pdu.sequence_number = self.client.next_seq()
-            seqs.append(pdu.sequence_number)
-            await self.client.send(pdu)
+            seqs.append(await self.client.send(pdu))
         await wait_for(lambda: all(s in self.responses for s in seqs), timeout)
         return [self.responses[s] for s in seqs]
 
     async def request(self, pdu: Pdu, timeout: float = 10) -> Pdu:
-        pdu.sequence_number = self.client.next_seq()
-        await self.client.send(pdu)
-        await wait_for(lambda: pdu.sequence_number in self.responses, timeout)
-        return self.responses[pdu.sequence_number]
+        seq = await self.client.send(pdu)
+        await wait_for(lambda: seq in self.responses, timeout)
+        return self.responses[seq]
 
     async def leave(self) -> None:
         """Unbind and close; deliver_sm arriving from now on are neither answered nor kept."""

@@ -13,10 +13,13 @@ from store_fixtures import StoreDB
 from auth.senders import NPI_FOR_KIND, TON_FOR_KIND
 from gateway.accounts import AccountDirectory
 from gateway.metrics import GatewayMetrics
-from gateway.validation import SubmitRejected, resolve_source
+from gateway.submit.validation import SubmitRejected, resolve_source
 from store.accounts import AccountStore
+from store.audit import AuditStore
 from store.invariants import ledger_violations
+from store.ledger import LedgerStore
 from store.rates import RateStore
+from store.stop_list import StopListStore
 
 store_db = store_fixtures.store_db
 
@@ -29,14 +32,27 @@ SENDERS = [
 ]
 
 
+def _directory(db: StoreDB, tmp_path, ledger=None) -> AccountDirectory:
+    engine = db.engine
+    return AccountDirectory(
+        gateway_settings(tmp_path, default_rate="0.05"),
+        accounts=AccountStore(engine), rates=RateStore(engine),
+        ledger=ledger or LedgerStore(engine), stop_list=StopListStore(engine),
+        audit=AuditStore(engine), metrics=GatewayMetrics(),
+    )
+
+
+def _counted(directory: AccountDirectory, name: str, **labels: str) -> float | None:
+    return directory.metrics.registry.get_sample_value(name, labels)
+
+
 @pytest.fixture
 async def directory(store_db: StoreDB, tmp_path) -> AccountDirectory:
     store = AccountStore(store_db.engine)
     await store.create("acme", "h", credits=1000, sender_list=SENDERS,
                        settings={"window_size": 7, "max_segments": 3})
     await store.create("other", "h", credits=1000)
-    d = AccountDirectory(store, gateway_settings(tmp_path, default_rate="0.05"),
-                         metrics=GatewayMetrics())
+    d = _directory(store_db, tmp_path)
     await d.load()
     return d
 
@@ -77,7 +93,7 @@ async def test_settings_and_stop_list_are_in_memory(
     acme = directory.get("acme")
     assert (acme.window, acme.max_segments, acme.throughput, acme.stop_mode) == (7, 3, 20.0, "dlr")
     assert not acme.is_stop_listed("33612345678")
-    await AccountStore(store_db.engine).add_stop("acme", "33612345678")
+    await StopListStore(store_db.engine).add("acme", "33612345678")
     assert not acme.is_stop_listed("33612345678")  # nothing changes before a refresh
     assert await directory.refresh("acme") is acme  # the same object, updated in place
     assert acme.is_stop_listed("33612345678")
@@ -106,10 +122,11 @@ async def test_price_prefers_account_override_then_longest_global_prefix(
 async def test_after_debit_tops_up_in_the_background(
     store_db: StoreDB, directory: AccountDirectory
 ) -> None:
-    store = AccountStore(store_db.engine)
-    await store.update_settings("acme", {"auto_topup_threshold": 500, "auto_topup_amount": 2000})
+    ledger = LedgerStore(store_db.engine)
+    await AccountStore(store_db.engine).update_settings(
+        "acme", {"auto_topup_threshold": 500, "auto_topup_amount": 2000})
     acme = await directory.refresh("acme")
-    await store.transfer("acme", "other", 600)  # committed: 400, below the threshold
+    await ledger.transfer("acme", "other", 600)  # committed: 400, below the threshold
     acme.balance -= 600
     started = time.perf_counter()
     directory.after_debit(acme)
@@ -118,8 +135,8 @@ async def test_after_debit_tops_up_in_the_background(
     assert acme.balance == 400 and acme.topup_running
     await directory.drain()
     assert acme.balance == 2400 and not acme.topup_running
-    assert await store.balance("acme") == 2400
-    assert directory.metrics.auto_topups.labels("done")._value.get() == 1
+    assert await ledger.balance("acme") == 2400
+    assert _counted(directory, "smppgw_auto_topups_total", outcome="done") == 1
     assert await ledger_violations(store_db.engine) == []
 
 
@@ -140,23 +157,31 @@ async def test_after_debit_alerts_once_per_crossing_without_smtp(
     acme.balance = 100
     directory.after_debit(acme)
     assert directory.low_balance_alerts == 2
-    assert directory.metrics.low_balance_alerts._value.get() == 2
+    assert _counted(directory, "smppgw_low_balance_alerts_total") == 2
     assert [r.getMessage() for r in caplog.records if "low balance" in r.getMessage()] == [
         "low balance: account acme has 4.00 credits, below its alert threshold 5.00",
         "low balance: account acme has 1.00 credits, below its alert threshold 5.00",
     ]
 
 
-async def test_after_debit_never_raises(directory: AccountDirectory) -> None:
-    acme = directory.get("acme")
+class _LedgerGone:
+    """A ledger whose store has gone away: every top-up fails."""
+
+    async def auto_topup(self, account_id: int, now=None) -> int | None:
+        raise ConnectionResetError("the store is gone")
+
+
+async def test_after_debit_never_raises(
+    store_db: StoreDB, directory: AccountDirectory, tmp_path
+) -> None:
+    broken = _directory(store_db, tmp_path, ledger=_LedgerGone())
+    await broken.load()
+    acme = broken.get("acme")
     acme.auto_topup_threshold, acme.auto_topup_amount = 10**6, 100
-    await directory._store.engine.dispose()
-    directory._store._engine = None  # the store is gone: the top-up task fails, quietly
-    directory._store._writer = None
-    directory.after_debit(acme)
-    await directory.drain()
+    broken.after_debit(acme)  # the top-up task fails, quietly
+    await broken.drain()
     assert not acme.topup_running
-    assert directory.metrics.auto_topups.labels("failed")._value.get() == 1
+    assert _counted(broken, "smppgw_auto_topups_total", outcome="failed") == 1
 
 
 async def test_stop_reply_lists_the_number_at_once_and_audits_it(
@@ -166,7 +191,7 @@ async def test_stop_reply_lists_the_number_at_once_and_audits_it(
     assert await directory.stop_list_add(acme, "33612345678") is True
     assert acme.is_stop_listed("33612345678")
     assert await directory.stop_list_add(acme, "33612345678") is False
-    store = AccountStore(store_db.engine)
-    assert [e["destination"] for e in await store.list_stop("acme")] == ["33612345678"]
-    [entry] = await store.list_audit()
+    stops = await StopListStore(store_db.engine).list("acme")
+    assert [e["destination"] for e in stops] == ["33612345678"]
+    [entry] = await AuditStore(store_db.engine).newest()
     assert (entry["actor"], entry["action"], entry["target"]) == ("gateway", "stop.add", "acme")

@@ -16,7 +16,7 @@ from smpp_client import RawClient
 from sqlalchemy import select
 
 from gateway.app import Gateway
-from pdu.codec import BindTransceiver, SubmitSm, Unbind
+from pdu.codec import BindTransceiver, CommandId, SubmitSm
 from pdu.status import CommandStatus as S
 from store import tables
 from store.invariants import ledger_violations
@@ -184,7 +184,7 @@ async def test_suspend_refuses_the_next_bind_and_resume_allows_it(gateway: Gatew
     assert status == S.ESME_ROK
     suspended = await admin(gateway, "account.suspend", system_id=sid, unbind=True)
     assert suspended["status"] == "suspended" and suspended["sessions_unbound"] == 1
-    assert isinstance(await bound.read(), Unbind)  # the gateway unbinds the live session
+    await bound.wait_received(CommandId.UNBIND)  # the gateway unbinds the live session
     await bound.close()
     assert await _bind_status(gateway, sid, password) == S.ESME_RBINDFAIL
     shown = await admin(gateway, "account.show", system_id=sid)
@@ -517,7 +517,7 @@ async def test_low_balance_alert_mails_logs_and_counts_once_per_crossing(
     to, subject, body = box.texts()[0]
     assert to == ["billing@acme.test"] and "1.00" in subject and "2.00" in body
     assert sum("low balance" in r.getMessage() for r in caplog.records) == 2
-    assert gw.metrics.low_balance_alerts._value.get() == 2
+    assert gw.metrics.registry.get_sample_value("smppgw_low_balance_alerts_total") == 2
     off = await admin(gw, "credits.alert", system_id=sid, off=True)
     assert off["low_balance_threshold"] is None
     await expect_refusal(admin(gw, "credits.alert", system_id=sid), "threshold")

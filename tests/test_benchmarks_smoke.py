@@ -14,8 +14,10 @@ import sys
 
 import pytest
 
-from benchmarks.loadgen import percentiles, receipt_fields
-from benchmarks.run import LOADS, REPO
+from benchmarks.context import REPO
+from benchmarks.esme import receipt_fields
+from benchmarks.loadgen import percentiles
+from benchmarks.scenarios import LOADS
 
 TABLE = REPO / "benchmarks" / "RESULTS.md"
 
@@ -125,19 +127,20 @@ def test_percentiles_use_nearest_rank_in_milliseconds():
 
 
 def test_receipt_fields_prefer_the_tlv_and_fall_back_to_the_text():
-    from pdu.codec import DeliverSm, encode
+    from pdu.codec import DeliverSm
     from pdu.tlv import Tag, cstr_tlv
 
     text = b"id:42 sub:001 dlvrd:001 submit date:2611251330 done date:2611251330 stat:DELIVRD"
-    with_tlv = encode(DeliverSm(esm_class=4, short_message=text,
-                                tlvs=[cstr_tlv(Tag.RECEIPTED_MESSAGE_ID, "43")]))
-    without = encode(DeliverSm(esm_class=4, short_message=text))
-    assert receipt_fields(with_tlv, 0, len(with_tlv)) == (4, "43", "DELIVRD")
-    assert receipt_fields(without, 0, len(without)) == (4, "42", "DELIVRD")
+    with_tlv = DeliverSm(esm_class=4, short_message=text,
+                         tlvs=[cstr_tlv(Tag.RECEIPTED_MESSAGE_ID, "43")])
+    without = DeliverSm(esm_class=4, short_message=text)
+    assert receipt_fields(with_tlv) == (4, "43", "DELIVRD")
+    assert receipt_fields(without) == (4, "42", "DELIVRD")
 
 
 def test_loadgen_command_line_drives_the_floor_and_prints_json(tmp_path):
-    from benchmarks.run import RunContext, floor_server
+    from benchmarks.context import RunContext
+    from benchmarks.processes import floor_server
 
     ctx = RunContext(size="tiny", output_dir=tmp_path, table=None, gateway_env={}, commit="x")
     with floor_server(ctx) as (host, port, _):

@@ -24,6 +24,7 @@ from pdu.tlv import Tag, as_cstr, as_int
 from store import tables
 from store.batcher import NewMessage
 from store.invariants import ledger_violations
+from store.ledger import LedgerStore
 
 
 async def _gateway(tmp_path, **overrides) -> Gateway:
@@ -114,7 +115,7 @@ async def test_mo_reaches_the_receiver_of_the_account_owning_the_number(tmp_path
     try:
         owner = await ready_account(gw)
         other = await ready_account(gw)
-        await gw.inbound.add(gw.accounts.get(owner["system_id"]).id, "+33 7 00 00 00 01")
+        await gw.inbound_numbers.add(gw.accounts.get(owner["system_id"]).id, "+33 7 00 00 00 01")
         owner_esme = await Esme.bind(*gw.endpoints.smpp, owner)
         other_esme = await Esme.bind(*gw.endpoints.smpp, other)
         await wait_for(lambda: len(owner_esme.mos) >= 3, 10, "three MOs")
@@ -184,7 +185,7 @@ async def _insert(gw: Gateway, account: dict, **fields) -> NewMessage:
     """A message committed as the submit path would, with fields submit cannot set yet."""
     account_id = gw.accounts.get(account["system_id"]).id
     msg = new_message(gw.ids.next_id(), account_id, cost=0, source_addr="ACME", **fields)
-    await gw.batcher.submit(msg)
+    await gw.writer.submit(msg)
     gw.outbox.committed(msg)
     return msg
 
@@ -275,7 +276,9 @@ async def test_cancel_sm_cancels_only_messages_still_waiting(tmp_path):
         assert cancelled["status"] == "DELETED"
         # What it cost comes back, in memory and in the store, as a refund ledger row.
         assert gw.accounts.get(account["system_id"]).balance == charged + cancelled["cost"]
-        assert await gw.account_store.balance(account["system_id"]) == charged + cancelled["cost"]
+        assert await LedgerStore(gw.engine).balance(account["system_id"]) == (
+            charged + cancelled["cost"]
+        )
         assert await ledger_violations(gw.engine) == []
         await wait_for(lambda: waiting.message_id in esme.receipts, 10)
         assert parse_receipt(esme.receipts[waiting.message_id][0].short_message).stat == "DELETED"
@@ -317,7 +320,7 @@ async def test_undelivered_receipts_expire_with_a_log_line_and_a_metric(tmp_path
         esme = await Esme.bind(*gw.endpoints.smpp, account, bind_cls=_transmitter())
         await esme.submit_many([submit_pdu("33612345678")])
         await esme.close()
-        with caplog.at_level(logging.WARNING, logger="gateway.dispatcher"):
+        with caplog.at_level(logging.WARNING, logger="gateway.delivery.deliveries"):
             await wait_for(
                 lambda: gw.metrics.deliveries.labels("any", "expired")._value.get() >= 1, 10)
         assert any("expired" in r.getMessage() for r in caplog.records)

@@ -97,7 +97,7 @@ async def test_waiting_receipt_is_delivered_through_outbind(gateway):
     assert esme.bind_statuses[:2] == [S.ESME_RINVSYSID, S.ESME_ROK]
     (receipt,) = esme.receipts
     assert parse_receipt(receipt.short_message).message_id == resp.message_id
-    await wait_for(lambda: not gateway.dispatcher._in_flight, 5, "the delivery acknowledged")
+    await wait_for(lambda: gateway.deliveries.in_flight == 0, 5, "the delivery acknowledged")
     now = datetime.now(UTC)
     assert await gateway.messages.due_deliveries(gateway.accounts.get(sid).id, now, 10) == []
 

@@ -21,7 +21,6 @@ from pdu.codec import (
     DataSm,
     DistributionList,
     EnquireLink,
-    EnquireLinkResp,
     GenericNack,
     Outbind,
     QuerySm,
@@ -29,7 +28,6 @@ from pdu.codec import (
     SubmitMulti,
     SubmitSm,
     Unbind,
-    UnbindResp,
 )
 from pdu.status import CommandStatus as S
 from pdu.tlv import Tag
@@ -61,9 +59,14 @@ async def _bound(gw: Gateway, account: dict, cls=BindTransceiver) -> RawClient:
 
 
 async def _closed(client: RawClient, timeout: float = 5.0) -> bool:
-    try:
+    async def read_on() -> None:
         while True:
             await client.read(timeout)
+
+    # Within `timeout` in all: the client's link answers enquire_link without a read
+    # returning, so a gateway probing a live session would otherwise keep this going.
+    try:
+        await asyncio.wait_for(read_on(), timeout)
     except ConnectionError:
         return True
     except TimeoutError:
@@ -205,20 +208,20 @@ async def test_idle_session_gets_enquire_link_and_silent_one_is_closed(make_gate
     gw = await make_gateway(enquire_link_interval=1.0, response_timeout=1.5)
     account = await new_account(gw)
     client = await _bound(gw, account)
-    probe = await client.read(timeout=5)
-    assert isinstance(probe, EnquireLink)
-    await client.send(EnquireLinkResp(sequence_number=probe.sequence_number))
-    # Now stay silent: the next probe goes unanswered and the session is dropped.
-    assert isinstance(await client.read(timeout=5), EnquireLink)
+    # The client's link answers the first probe while the test reads...
+    await client.wait_received(CommandId.ENQUIRE_LINK, timeout=5)
+    # ...then the test reads nothing, so nothing is answered: the next probe (after 1 s
+    # idle) goes unanswered for 1.5 s and the session is dropped.
+    await asyncio.sleep(4.0)
     assert await _closed(client, timeout=6)
+    assert client.received.count(CommandId.ENQUIRE_LINK) == 2
 
 
 async def test_session_is_unbound_at_its_maximum_age(make_gateway):
     gw = await make_gateway(session_max_age=1.0, enquire_link_interval=60.0)
     account = await new_account(gw)
     client = await _bound(gw, account)
-    unbind = await client.read(timeout=5)
-    assert isinstance(unbind, Unbind)
+    await client.wait_received(CommandId.UNBIND, timeout=5)
 
 
 async def test_submit_multi_answers_per_destination(gateway):
@@ -263,7 +266,6 @@ async def test_shutdown_unbinds_sessions(make_gateway):
     account = await new_account(gw)
     client = await _bound(gw, account)
     stopping = asyncio.create_task(gw.stop())
-    unbind = await client.read(timeout=5)
-    assert isinstance(unbind, Unbind)
-    await client.send(UnbindResp(sequence_number=unbind.sequence_number))
+    # The client's link answers the unbind; the gateway stops once it is answered.
+    await client.wait_received(CommandId.UNBIND, timeout=5)
     await asyncio.wait_for(stopping, 15)

@@ -24,7 +24,7 @@ IN_AN_HOUR = "000000010000000R"  # relative schedule: the message waits in the o
 
 
 async def _books_balance(gw: Gateway) -> None:
-    await gw.dispatcher._outcomes.drain()
+    await gw.outcomes.drain()
     assert await ledger_violations(gw.engine) == []
 
 

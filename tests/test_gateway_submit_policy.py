@@ -9,7 +9,7 @@ from gw_helpers import admin, gateway_settings, new_account
 from smpp_client import RawClient
 
 from gateway.app import Gateway
-from gateway.simulator import SimulatedNetwork
+from gateway.upstream.simulator import SimulatedNetwork
 from pdu.codec import DeliverSm, DeliverSmResp, SubmitSm
 from pdu.receipt import parse_receipt
 from pdu.status import CommandStatus as S
@@ -94,10 +94,10 @@ async def test_stop_reply_from_a_mobile_stop_lists_it(gateway):
     enters where an upstream connector hands it over."""
     account = await new_account(gateway, credits="10")
     live = gateway.accounts.get(account["system_id"])
-    await gateway.inbound.add(live.id, "33700000001")
+    await gateway.inbound_numbers.add(live.id, "33700000001")
     mo = SimulatedNetwork().mo("33700000001", text=" stop ")
     acked: list[int] = []
-    gateway.dispatcher.on_deliver("simulator", mo, acked.append)
+    gateway.inbound.on_deliver("simulator", mo, acked.append)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
     while not live.is_stop_listed(mo.source_addr):

@@ -56,7 +56,7 @@ async def test_tls_client_binds_and_submits(tls_gateway):
     client = RawClient(reader, writer)
     assert (await client.bind(account["system_id"], account["password"])).command_status == 0
     assert (await client.request(SubmitSm(**GOOD_SUBMIT))).command_status == 0
-    sessions = [s for s in gw.bound_sessions(account["system_id"])]
+    sessions = [s for s in gw.sessions.bound(account["system_id"])]
     assert [s.tls for s in sessions] == [True]
     await client.close()
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.accounts import Sender
-from gateway.validation import SubmitPolicy, SubmitRejected, check_submit
+from gateway.submit.validation import SubmitPolicy, SubmitRejected, check_submit
 from pdu.codec import SubmitSm
 from pdu.status import CommandStatus as S
 from pdu.tlv import Tag, int_tlv

@@ -147,7 +147,7 @@ class Kannel:
                 box, str(self.conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 stdin=subprocess.DEVNULL))
             if box == "bearerbox":
-                await wait_until(lambda: self.gateway.bound_sessions(self.account["system_id"]),
+                await wait_until(lambda: self.gateway.sessions.bound(self.account["system_id"]),
                                  30, "Kannel to bind")
 
     async def stop(self) -> None:

@@ -14,7 +14,8 @@ from delivery_helpers import wait_for
 from store_fixtures import new_message
 
 from config.upstreams import UpstreamConfig
-from gateway.simulator import SimulatedNetwork, SimulatorConnector, as_data_sm
+from gateway.upstream.base import HandOvers
+from gateway.upstream.simulator import SimulatedNetwork, SimulatorConnector, as_data_sm
 from pdu.codec import AlertNotification, DataSm, DeliverSm, Pdu, decode, encode
 from pdu.receipt import parse_receipt
 from pdu.tlv import Tag, as_cstr, as_int, encode_tlvs, int_tlv
@@ -74,7 +75,9 @@ def test_data_sm_receipt_carries_the_receipt_text_in_message_payload():
 def _connector(delivered: list[tuple[float, Pdu]], **cfg) -> SimulatorConnector:
     loop = asyncio.get_running_loop()
     config = UpstreamConfig(name="sim", type="simulator", latency_ms=10, **cfg)
-    return SimulatorConnector(config, lambda name, pdu, ack: delivered.append((loop.time(), pdu)))
+    return SimulatorConnector(
+        config, lambda name, pdu, ack: delivered.append((loop.time(), pdu)), HandOvers()
+    )
 
 
 def _set_dpf(value: int) -> bytes:

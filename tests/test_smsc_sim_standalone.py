@@ -32,9 +32,10 @@ from pdu.codec import (
     encode,
     response_for,
 )
+from pdu.fields import ESM_CLASS_UDHI
 from pdu.receipt import Receipt, parse_receipt
 from pdu.tlv import Tag, as_cstr, as_int, int_tlv
-from pdu.udh import ESM_CLASS_UDHI, build_concat_udh
+from pdu.udh import build_concat_udh
 
 MOBILE = "33612345678"
 SET_DPF = int_tlv(Tag.SET_DPF, 1)

@@ -15,15 +15,15 @@ from store_fixtures import new_message
 from config.errors import ConfigError
 from config.settings import Settings
 from config.upstreams import RouteConfig, UpstreamConfig, resolve, upstream_from_url
-from gateway.router import Router
-from gateway.upstream.base import NOT_SENT
+from gateway.upstream.base import NOT_SENT, HandOvers
+from gateway.upstream.router import Router
 from gateway.upstream.smpp import SmppConnector, submits_for
 
 
 def _connector(port: int, deliveries: list, **cfg) -> SmppConnector:
     config = UpstreamConfig(name="up", host="127.0.0.1", port=port, system_id="gw",
                             password="secret", **cfg)
-    return SmppConnector(config, lambda name, pdu, ack: (deliveries.append(pdu), ack(0)))
+    return SmppConnector(config, lambda name, pdu, ack: (deliveries.append(pdu), ack(0)), HandOvers())
 
 
 async def test_window_and_throughput_are_kept_and_receipts_come_back(tmp_path):

@@ -179,7 +179,7 @@ async def test_absent_subscriber_with_set_dpf_comes_back_as_alert_notification(t
         await wait_for(lambda: esme.alerts, 10, "the alert_notification")
         await asyncio.sleep(1.0)  # none for the message without set_dpf
         await esme.close()
-        left = await gw.dispatcher.alert_store.pending()
+        left = await gw.alert_store.pending()
     finally:
         await gw.stop()
         sim.stop()

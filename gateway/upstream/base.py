@@ -10,7 +10,7 @@ durable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pdu.codec import AlertNotification, DeliverSm
@@ -76,17 +76,40 @@ class SubmitResult:
         return self.status != NOT_SENT
 
 
+class HandOvers:
+    """Upstream ids of messages just handed over, whose hand-over is not committed yet.
+
+    A receipt may arrive before that commit and must still be matched: connectors
+    record (connector, upstream id) -> our message (or its segment) at submit_sm_resp,
+    the receipt handling looks here before the store, and the outbox forgets an id
+    once the hand-over is committed.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], int | PartRef] = {}
+
+    def record(self, connector: str, upstream_id: str, ref: int | PartRef) -> None:
+        self._ids[(connector, upstream_id)] = ref
+
+    def lookup(self, connector: str, upstream_id: str) -> int | PartRef | None:
+        return self._ids.get((connector, upstream_id))
+
+    def forget(self, connector: str, upstream_ids: Iterable[str]) -> None:
+        for upstream_id in upstream_ids:
+            self._ids.pop((connector, upstream_id), None)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 class Connector:
     """The interface the outbox sees; SmppConnector and SimulatorConnector implement it."""
 
     name: str = ""
     in_process: bool = False
 
-    def __init__(self) -> None:
-        # upstream message_id -> our id (or the segment of it), from submit_sm_resp until
-        # the hand-over is committed: a receipt may arrive before that commit and must
-        # still be matched.
-        self.recent_ids: dict[str, int | PartRef] = {}
+    def __init__(self, handovers: HandOvers) -> None:
+        self.handovers = handovers
         self.on_up: Callable[[], None] = lambda: None
 
     @property

@@ -20,8 +20,11 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from config.upstreams import UpstreamConfig
+from gateway.link_protocol import LinkProtocol
 from gateway.upstream.backoff import backoff_delay
 from gateway.upstream.base import (
     CONNECTION_LOST,
@@ -30,46 +33,44 @@ from gateway.upstream.base import (
     TIMEOUT,
     Connector,
     DeliverCallback,
+    HandOvers,
     PartRef,
     SubmitResult,
 )
-from gateway.wire import BatchedOutput
 from pdu.codec import (
-    RESPONSE_BIT,
-    BindReceiver,
-    BindTransceiver,
-    BindTransmitter,
     CommandId,
-    DataSm,
     DeliverSm,
-    EnquireLink,
-    GenericNack,
     Pdu,
-    PduError,
     SubmitSm,
-    Unbind,
     addresses,
-    decode,
-    encode,
-    response_for,
 )
-from pdu.framing import Framer, FramingError
+from pdu.fields import ESM_CLASS_UDHI
+from pdu.link import (
+    BindRefused,
+    Bound,
+    Closed,
+    Link,
+    LinkConfig,
+    Request,
+    Response,
+    ResponseTimeout,
+    Role,
+    State,
+)
 from pdu.smpptime import format_smpp_time
 from pdu.status import CommandStatus
 from pdu.text import split_payload
 from pdu.tlv import Tag, decode_tlvs, int_tlv
-from pdu.udh import ESM_CLASS_UDHI
 from store.batcher import NewMessage
 
 log = logging.getLogger(__name__)
 
-_BIND_CLASSES = {
-    "transmitter": BindTransmitter,
-    "receiver": BindReceiver,
-    "transceiver": BindTransceiver,
+_BIND_STATES = {
+    "transmitter": State.BOUND_TX,
+    "receiver": State.BOUND_RX,
+    "transceiver": State.BOUND_TRX,
 }
 _TRANSMITS = frozenset({"transmitter", "transceiver"})
-_MAX_SEQUENCE = 0x7FFFFFFF
 MAX_SHORT_MESSAGE = 254
 _SAR_TAGS = frozenset({Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM})
 
@@ -156,9 +157,9 @@ class _Sending:
         if status == 0 and upstream_id:
             self.ids[index] = upstream_id
             parts = len(self.ids)
-            owner.recent_ids[upstream_id] = (
+            owner.handovers.record(owner.name, upstream_id, (
                 self.msg.id if parts == 1 else PartRef(self.msg.id, index + 1, parts)
-            )
+            ))
         elif status != 0:
             self.failures.append(status)
         self.waiting -= 1
@@ -176,141 +177,98 @@ class _Sending:
         self.future.set_result(result)
 
 
-class _Link(BatchedOutput, asyncio.Protocol):
-    """One TCP/TLS connection to the upstream; lives from connect to close."""
+class _Link(LinkProtocol):
+    """One TCP/TLS connection to the upstream, as an ESME; lives from connect to close."""
 
     def __init__(self, owner: SmppConnector, bind: str) -> None:
+        cfg = owner.config
+        super().__init__(Link(LinkConfig(
+            role=Role.ESME, window_out=cfg.window, response_timeout=cfg.response_timeout,
+            enquire_link_interval=cfg.enquire_link_interval,
+        ), asyncio.get_running_loop().time()))
         self.owner = owner
         self.bind = bind
-        self.transport: asyncio.Transport | None = None
-        self.framer = Framer()
-        self.init_output(asyncio.get_running_loop())
-        self.seq = 0
-        self.bound = False
         self.bind_result: asyncio.Future[int] = self.loop.create_future()
         self.closed: asyncio.Future[None] = self.loop.create_future()
-        # seq -> (message on its way, part index, sent at) awaiting submit_sm_resp
-        self.pending: dict[int, tuple[_Sending, int, float]] = {}
-        self.enquire_sent: float | None = None
-        self.last_rx = time.monotonic()
 
-    def next_seq(self) -> int:
-        self.seq = self.seq + 1 if self.seq < _MAX_SEQUENCE else 1
-        return self.seq
+    @property
+    def bound(self) -> bool:
+        return self.link.bound and not self.link.closing
 
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def on_open(self) -> None:
         cfg = self.owner.config
-        cls = _BIND_CLASSES[self.bind]
-        self.send(cls(sequence_number=self.next_seq(), system_id=cfg.system_id,
-                      password=cfg.password, system_type=cfg.system_type))
+        self.link.bind(_BIND_STATES[self.bind], self.loop.time(), system_id=cfg.system_id,
+                       password=cfg.password, system_type=cfg.system_type)
 
-    def data_received(self, data: bytes) -> None:
-        self.last_rx = time.monotonic()
-        self.framer.receive_data(data)
-        try:
-            frames = self.framer.frames()
-        except FramingError as exc:
-            log.warning("%s: framing error from upstream, reconnecting: %s", self.owner.name, exc)
-            self.close()
-            return
-        for frame in frames:
-            try:
-                pdu = decode(frame)
-            except PduError as exc:
-                self._answer_bad(exc)
-                continue
-            self._handle(pdu)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.bound = False
+    def on_lost(self, awaiting: list[tuple[int, Any]], exc: Exception | None) -> None:
         if not self.bind_result.done():
             self.bind_result.set_result(-1)
-        pending, self.pending = self.pending, {}
-        for sending, index, _ in pending.values():
+        for _, context in awaiting:
+            sending, index = context
             sending.answer(self.owner, index, CONNECTION_LOST, "")
         if not self.closed.done():
             self.closed.set_result(None)
 
-    # output
-
-    def close(self) -> None:
-        self.flush()
-        if self.transport is not None:
-            self.transport.close()
-
-    # input
-
-    def _answer_bad(self, exc: PduError) -> None:
-        if exc.command_id & RESPONSE_BIT:
-            return
-        self.send(GenericNack(sequence_number=exc.sequence_number, command_status=exc.status))
-
-    def _handle(self, pdu: Pdu) -> None:
-        cid = pdu.command_id
+    def handle_event(self, event: Any) -> None:
+        kind = type(event)
         owner = self.owner
-        if cid in (CommandId.BIND_TRANSMITTER_RESP, CommandId.BIND_RECEIVER_RESP,
-                   CommandId.BIND_TRANSCEIVER_RESP):
-            if not self.bind_result.done():
-                self.bind_result.set_result(pdu.command_status)
-            self.bound = pdu.command_status == 0
-        elif cid == CommandId.SUBMIT_SM_RESP or (
-            cid == CommandId.GENERIC_NACK and pdu.sequence_number in self.pending
-        ):
-            entry = self.pending.pop(pdu.sequence_number, None)
-            if entry is None:
-                return
-            sending, index, _ = entry
-            upstream_id = getattr(pdu, "message_id", "") or ""
-            if pdu.command_status == 0 and not upstream_id:
-                # An SMSC that accepts without an id cannot send us a matchable receipt.
-                log.warning("%s: submit_sm_resp without message_id", owner.name)
-            sending.answer(owner, index, pdu.command_status, upstream_id)
+        if kind is Response:
+            sending, index = event.context
+            upstream_id = ""
+            if event.command_id == CommandId.SUBMIT_SM_RESP and event.command_status == 0:
+                upstream_id = event.pdu().message_id
+                if not upstream_id:
+                    # An SMSC that accepts without an id cannot send a matchable receipt.
+                    log.warning("%s: submit_sm_resp without message_id", owner.name)
+            sending.answer(owner, index, event.command_status, upstream_id)
             owner.pump()
-        elif cid == CommandId.ENQUIRE_LINK_RESP:
-            self.enquire_sent = None
-        elif cid == CommandId.ENQUIRE_LINK:
-            self.send(response_for(pdu))
-        elif cid == CommandId.DELIVER_SM:
-            seq = pdu.sequence_number
+        elif kind is Request:
+            self._request(event.pdu)
+        elif kind is ResponseTimeout:
+            sending, index = event.context
+            sending.answer(owner, index, TIMEOUT, "")
+            owner.pump()
+        elif kind is Bound:
+            if not self.bind_result.done():
+                self.bind_result.set_result(0)
+        elif kind is BindRefused:
+            if not self.bind_result.done():
+                self.bind_result.set_result(event.status)
+            self.link.close("bind refused")
+        elif kind is Closed:
+            if not self.bind_result.done():
+                self.bind_result.set_result(-1)
+            log.debug("%s: %s link closing: %s", owner.name, self.bind, event.reason)
 
-            def ack(status: int, seq: int = seq) -> None:
-                self.send(response_for(DeliverSm(sequence_number=seq), status))
-
-            owner.on_deliver(owner.name, pdu, ack)
+    def _request(self, pdu: Pdu) -> None:
+        owner = self.owner
+        cid = pdu.command_id
+        if cid == CommandId.DELIVER_SM:
+            owner.on_deliver(owner.name, pdu, partial(self._ack, pdu))
         elif cid == CommandId.DATA_SM:
             # A receipt or MO sent as data_sm is taken as the deliver_sm it stands for
             # (its text is in message_payload) and answered with data_sm_resp.
-            seq = pdu.sequence_number
-
-            def ack_data(status: int, seq: int = seq) -> None:
-                self.send(response_for(DataSm(sequence_number=seq), status))
-
             as_deliver = DeliverSm(
-                sequence_number=seq, service_type=pdu.service_type, **addresses(pdu),
-                esm_class=pdu.esm_class, registered_delivery=pdu.registered_delivery,
-                data_coding=pdu.data_coding, tlvs=pdu.tlvs,
+                sequence_number=pdu.sequence_number, service_type=pdu.service_type,
+                **addresses(pdu), esm_class=pdu.esm_class,
+                registered_delivery=pdu.registered_delivery, data_coding=pdu.data_coding,
+                tlvs=pdu.tlvs,
             )
-            owner.on_deliver(owner.name, as_deliver, ack_data)
+            owner.on_deliver(owner.name, as_deliver, partial(self._ack, pdu))
         elif cid == CommandId.ALERT_NOTIFICATION:
             # No response exists for alert_notification (SMPP 3.4 4.12).
             owner.on_deliver(owner.name, pdu, _ignore)
-        elif cid == CommandId.UNBIND:
-            self.send(response_for(pdu))
-            self.bound = False
-            self.close()
-        elif cid == CommandId.UNBIND_RESP:
-            self.close()
-        elif not cid & RESPONSE_BIT:
-            self.send(GenericNack(sequence_number=pdu.sequence_number,
-                                  command_status=CommandStatus.ESME_RINVCMDID))
+
+    def _ack(self, request: Pdu, status: int) -> None:
+        if not self.link.closing:
+            self.respond(request, status)
 
 
 class SmppConnector(Connector):
-    def __init__(self, config: UpstreamConfig, on_deliver: DeliverCallback) -> None:
-        super().__init__()
+    def __init__(
+        self, config: UpstreamConfig, on_deliver: DeliverCallback, handovers: HandOvers
+    ) -> None:
+        super().__init__(handovers)
         self.config = config
         self.name = config.name
         self.on_deliver = on_deliver
@@ -341,7 +299,7 @@ class SmppConnector(Connector):
     @property
     def in_flight(self) -> int:
         link = self._tx
-        return len(link.pending) if link is not None else 0
+        return link.link.awaiting if link is not None else 0
 
     @property
     def capacity(self) -> int:
@@ -365,14 +323,12 @@ class SmppConnector(Connector):
     async def stop(self) -> None:
         self._stopping = True
         for link in list(self._links.values()):
-            if link.bound:
-                link.send(Unbind(sequence_number=link.next_seq()))
+            link.unbind("the gateway is stopping")
         for link in list(self._links.values()):
             try:
                 await asyncio.wait_for(asyncio.shield(link.closed), 2.0)
             except TimeoutError:
-                pass
-            link.close()
+                link.close("unbind unanswered at stop")
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -397,7 +353,7 @@ class SmppConnector(Connector):
                     ),
                     cfg.response_timeout,
                 )
-                status = await asyncio.wait_for(link.bind_result, cfg.response_timeout)
+                status = await link.bind_result
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max)
                 log.info("%s: cannot connect to %s:%s as %s (%s); retrying in %.1fs",
@@ -406,7 +362,7 @@ class SmppConnector(Connector):
                 await asyncio.sleep(delay)
                 continue
             if status != 0:
-                link.close()
+                link.close("bind refused")
                 delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max)
                 log.warning("%s: %s bind refused with status 0x%08X; retrying in %.1fs",
                             self.name, bind, status & 0xFFFFFFFF, delay)
@@ -417,14 +373,12 @@ class SmppConnector(Connector):
             self.connects += 1
             self._links[bind] = link
             log.info("%s: bound as %s to %s:%s", self.name, bind, cfg.host, cfg.port)
-            watch = loop.create_task(self._watch(link))
             if bind in _TRANSMITS:
                 self.pump()
                 self.on_up()
             try:
                 await link.closed
             finally:
-                watch.cancel()
                 if self._links.get(bind) is link:
                     del self._links[bind]
             if not self._stopping:
@@ -433,30 +387,6 @@ class SmppConnector(Connector):
                     # Queued but not written: the outbox takes them back without counting.
                     self._fail_queue()
                 await asyncio.sleep(backoff_delay(0, cfg.reconnect_min, cfg.reconnect_max))
-
-    async def _watch(self, link: _Link) -> None:
-        """enquire_link on an idle link, and response time-outs."""
-        cfg = self.config
-        tick = min(1.0, cfg.enquire_link_interval / 2, cfg.response_timeout / 2)
-        while not link.closed.done():
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            expired = [s for s, (_, _, at) in link.pending.items()
-                       if now - at > cfg.response_timeout]
-            for seq in expired:
-                sending, index, _ = link.pending.pop(seq)
-                sending.answer(self, index, TIMEOUT, "")
-            if expired:
-                self.pump()
-            if link.enquire_sent is not None:
-                if now - link.enquire_sent > cfg.response_timeout:
-                    log.warning("%s: no enquire_link_resp in %.0fs, reconnecting",
-                                self.name, cfg.response_timeout)
-                    link.close()
-                    return
-            elif now - link.last_rx > cfg.enquire_link_interval:
-                link.enquire_sent = now
-                link.send(EnquireLink(sequence_number=link.next_seq()))
 
     # sending
 
@@ -488,29 +418,31 @@ class SmppConnector(Connector):
         return future
 
     def pump(self) -> None:
-        link = self._tx
-        if link is None:
+        tx = self._tx
+        if tx is None:
             return
         cfg = self.config
         now = time.monotonic()
         burst = max(1.0, min(float(cfg.window), cfg.throughput))
         self._tokens = min(burst, self._tokens + (now - self._token_time) * cfg.throughput)
         self._token_time = now
-        while self._queue and len(link.pending) < cfg.window and self._tokens >= 1.0:
+        link = tx.link
+        loop_now = tx.loop.time()
+        sent = False
+        while self._queue and link.window_free() and self._tokens >= 1.0:
             sending, index, pdu = self._queue.popleft()
             if sending.future.done():
                 continue
-            seq = link.next_seq()
-            pdu.sequence_number = seq
             try:
-                data = encode(pdu)
+                link.send(pdu, loop_now, (sending, index))
             except ValueError as exc:
                 log.error("%s: message %s cannot be encoded: %s", self.name, sending.msg.id, exc)
                 sending.answer(self, index, CommandStatus.ESME_RINVMSGLEN, "")
                 continue
-            link.pending[seq] = (sending, index, now)
-            link.write(data)
+            sent = True
             self._tokens -= 1.0
+        if sent:
+            tx.kick()
         if self._queue and self._tokens < 1.0 and self._pump_handle is None:
             wait = (1.0 - self._tokens) / cfg.throughput
             self._pump_handle = asyncio.get_running_loop().call_later(wait, self._pump_later)

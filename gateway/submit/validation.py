@@ -25,6 +25,19 @@ from auth.senders import (
 )
 from pdu import gsm7
 from pdu.codec import SubmitSm
+from pdu.fields import (
+    ESM_CLASS_MESSAGE_TYPE,
+    ESM_CLASS_UDHI,
+    ESM_TYPES_IN_SUBMIT,
+    MAX_PRIORITY,
+    NPI_ISDN,
+    RECEIPT_MASK,
+    RECEIPT_RESERVED,
+    REGISTERED_DELIVERY_MASK,
+    TON_INTERNATIONAL,
+    TON_NATIONAL,
+    TON_UNKNOWN,
+)
 from pdu.smpptime import InvalidSmppTime, parse_smpp_time
 from pdu.status import CommandStatus as S
 from pdu.text import (
@@ -36,26 +49,13 @@ from pdu.text import (
     decode_short_message,
 )
 from pdu.tlv import Tag
-from pdu.udh import ESM_CLASS_UDHI, InvalidUdh, parse_udh, septet_fill_bits
-
-# TON / NPI values (SMPP 3.4 5.2.5, 5.2.6).
-TON_UNKNOWN = 0
-TON_INTERNATIONAL = 1
-TON_NATIONAL = 2
-NPI_UNKNOWN = 0
-NPI_ISDN = 1
+from pdu.udh import InvalidUdh, parse_udh, septet_fill_bits
 
 _E164 = re.compile(r"[1-9][0-9]{6,14}")
 # What clients set for a destination they mean as international: unknown, international
 # or national TON; unknown or ISDN NPI (lenient addressing takes all as E.164).
 LENIENT_DEST_TONS = frozenset({TON_UNKNOWN, TON_INTERNATIONAL, TON_NATIONAL})
 
-# esm_class bits 2-5 (message type): in a submit only these are meaningful.
-ESM_TYPE_MASK = 0x3C
-ESM_TYPES_ALLOWED_IN_SUBMIT = frozenset({0x00, 0x08, 0x10})
-# registered_delivery uses bits 0-4; bits 0-1 == 3 is reserved.
-REGISTERED_DELIVERY_MASK = 0x1F
-MAX_PRIORITY = 3
 MAX_SINGLE_USER_DATA = 140
 MAX_SINGLE_SEPTETS = 160
 
@@ -159,10 +159,10 @@ def resolve_destination(ton: int, npi: int, addr: str, *, strict: bool) -> Addre
 
 
 def check_flags(pdu: SubmitSm) -> None:
-    if pdu.esm_class & ESM_TYPE_MASK not in ESM_TYPES_ALLOWED_IN_SUBMIT:
+    if pdu.esm_class & ESM_CLASS_MESSAGE_TYPE not in ESM_TYPES_IN_SUBMIT:
         raise SubmitRejected(S.ESME_RINVESMCLASS, f"esm_class 0x{pdu.esm_class:02X}")
     rd = pdu.registered_delivery
-    if rd & ~REGISTERED_DELIVERY_MASK or rd & 0x03 == 0x03:
+    if rd & ~REGISTERED_DELIVERY_MASK or rd & RECEIPT_MASK == RECEIPT_RESERVED:
         raise SubmitRejected(S.ESME_RINVREGDLVFLG, f"registered_delivery 0x{rd:02X}")
     if pdu.priority_flag > MAX_PRIORITY:
         raise SubmitRejected(S.ESME_RINVPRTFLG, f"priority_flag {pdu.priority_flag}")

@@ -11,7 +11,7 @@ import store_fixtures
 from gw_helpers import gateway_settings
 from store_fixtures import StoreDB, new_message
 
-from gateway.retention import RetentionJob, run_retention
+from gateway.delivery.retention import RetentionJob, run_retention
 from store.accounts import AccountStore
 from store.history import HistoryFilter, HistoryStore
 from store.invariants import ledger_violations

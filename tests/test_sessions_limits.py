@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.limits import TokenBucket
+from gateway.sessions.limits import TokenBucket
 
 
 class Clock:

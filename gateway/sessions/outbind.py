@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from gateway.upstream.backoff import backoff_delay
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.accounts import Account, AccountDirectory
+    from gateway.sessions.registry import SessionRegistry
+    from gateway.sessions.session import CustomerSession
+    from store.alerts import AlertStore
+    from store.messages import MessageStore
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +38,22 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 class Outbinder:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(
+        self,
+        directory: AccountDirectory,
+        registry: SessionRegistry,
+        messages: MessageStore,
+        alerts: AlertStore,
+        *,
+        session_factory: Callable[[Account], CustomerSession],
+        connect_timeout: float,
+    ) -> None:
+        self._directory = directory
+        self._registry = registry
+        self._messages = messages
+        self._alerts = alerts
+        self._session_factory = session_factory
+        self._connect_timeout = connect_timeout
         self._dialling: dict[int, asyncio.Task[None]] = {}
         self.attempts = 0
 
@@ -42,7 +62,7 @@ class Outbinder:
         it has an outbind address and no dialling is under way."""
         if account_id in self._dialling:
             return
-        account = self.gw.accounts.by_id(account_id)
+        account = self._directory.by_id(account_id)
         if account is None or not account.outbind_address:
             return
         task = asyncio.get_running_loop().create_task(
@@ -58,25 +78,24 @@ class Outbinder:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _dial(self, account_id: int) -> None:
-        from gateway.session import SmppSession
-
-        gw = self.gw
         loop = asyncio.get_running_loop()
         failures = 0
         while True:
-            account = gw.accounts.by_id(account_id)
+            account = self._directory.by_id(account_id)
             if account is None or not account.outbind_address or not account.active:
                 return
-            if gw.receiver_for(account_id) is not None or not await self._waiting(account_id):
+            if self._registry.receiver_for(account_id) is not None or not await self._waiting(
+                account_id
+            ):
                 return
             host, port = split_address(account.outbind_address)
             self.attempts += 1
-            session: SmppSession | None = None
+            session: CustomerSession | None = None
             try:
                 _, session = await asyncio.wait_for(
-                    loop.create_connection(lambda a=account: SmppSession(gw, outbind_for=a),
+                    loop.create_connection(lambda a=account: self._session_factory(a),
                                            host, port),
-                    gw.settings.response_timeout,
+                    self._connect_timeout,
                 )
                 bound = await session.outbind_result
             except (OSError, TimeoutError) as exc:
@@ -90,15 +109,13 @@ class Outbinder:
                 await session.closed
                 continue
             if session is not None:
-                session.close()
+                session.close("outbind gave no receiver")
             delay = backoff_delay(failures, RETRY_MIN, RETRY_MAX)
             failures += 1
             await asyncio.sleep(delay)
 
     async def _waiting(self, account_id: int) -> bool:
-        from datetime import UTC, datetime
-
         now = datetime.now(UTC)
-        if await self.gw.messages.due_deliveries(account_id, now, 1):
+        if await self._messages.due_deliveries(account_id, now, 1):
             return True
-        return bool(await self.gw.dispatcher.alert_store.alerted(account_id, now))
+        return bool(await self._alerts.alerted(account_id, now))

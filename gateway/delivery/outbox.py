@@ -16,16 +16,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from gateway.coalescer import Coalescer
-from gateway.router import Router
+from gateway.delivery.coalescer import Coalescer
 from gateway.upstream.backoff import backoff_delay
-from gateway.upstream.base import Connector, SubmitResult
+from gateway.upstream.base import Connector, HandOvers, SubmitResult
+from gateway.upstream.router import Router
 from pdu.receipt import MessageState
 from store.batcher import NewMessage, claimable
 from store.outbox import Handed, OutboxStore
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.accounts import AccountDirectory
+    from gateway.delivery.outcomes import Outcomes
+    from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +57,29 @@ class Retry:
 
 
 class Outbox:
-    def __init__(self, gateway: Gateway, connectors: dict[str, Connector], router: Router) -> None:
-        self.gw = gateway
+    def __init__(
+        self,
+        store: OutboxStore,
+        connectors: dict[str, Connector],
+        router: Router,
+        directory: AccountDirectory,
+        outcomes: Outcomes,
+        metrics: GatewayMetrics,
+        handovers: HandOvers,
+        *,
+        node_id: int,
+        retry_min: float,
+        retry_max: float,
+    ) -> None:
+        self._directory = directory
+        self._outcomes = outcomes
+        self._metrics = metrics
+        self._handovers = handovers
         self.connectors = connectors
         self.router = router
-        self.store = OutboxStore(gateway.engine)
-        self.node = outbox_node(gateway.settings.node_id)
-        s = gateway.settings
-        self._retry_min, self._retry_max = s.outbox_retry_min, s.outbox_retry_max
+        self.store = store
+        self.node = outbox_node(node_id)
+        self._retry_min, self._retry_max = retry_min, retry_max
         self._handed: Coalescer[Handed] = Coalescer("outbox-handed", self._flush_handed)
         self._retries: Coalescer[Retry] = Coalescer("outbox-retries", self._flush_retries)
         self._wake = asyncio.Event()
@@ -77,10 +94,6 @@ class Outbox:
 
     def notify(self) -> None:
         """There may be new work: a commit of accepted messages, a connector came up."""
-        self._wake.set()
-
-    def send(self, msg: NewMessage) -> None:
-        """Compatibility with `gw.upstream.send(msg)`: the message is already in the store."""
         self._wake.set()
 
     # --- life cycle ----------------------------------------------------------------
@@ -170,7 +183,7 @@ class Outbox:
             log.info("message %s expired before an upstream took it", msg.id)
             self._end(msg, MessageState.EXPIRED, 0, "expired")
             return
-        account = self.gw.accounts.by_id(msg.account_id)
+        account = self._directory.by_id(msg.account_id)
         route = self.router.route_for(account.system_id if account else "", msg.dest_addr)
         if route is None:
             # Routes changed after the message was accepted: nobody will ever carry it.
@@ -211,11 +224,11 @@ class Outbox:
     ) -> None:
         self._in_flight -= 1
         result = future.result()
-        metrics = self.gw.metrics
+        metrics = self._metrics
         if result.ok:
             metrics.messages.labels("MT", "sent_upstream").inc()
-            account = self.gw.accounts.by_id(msg.account_id)
-            if account is not None and not getattr(account, "keep_bodies", True):
+            account = self._directory.by_id(msg.account_id)
+            if account is not None and not account.keep_bodies:
                 self._bodies_to_forget.add(msg.id)
             # A split message is found by its segments' ids (message_parts), never by
             # one of them standing for the whole.
@@ -244,10 +257,10 @@ class Outbox:
         self._end(msg, MessageState.REJECTED, min(result.status, 999), "upstream_refused")
 
     def _end(self, msg: NewMessage, state: int, error: int, outcome: str) -> None:
-        self.gw.metrics.messages.labels("MT", outcome).inc()
+        self._metrics.messages.labels("MT", outcome).inc()
         # The claim row stays until the periodic purge: deleting it before the outcome
         # commits would let the next cycle claim the still-ACCEPTED message again.
-        self.gw.dispatcher.outcome(msg, state, error, datetime.now(UTC))
+        self._outcomes.add(msg, state, error, datetime.now(UTC))
 
     async def _flush_retries(self, batch: list[Retry]) -> None:
         await self.store.retry_later(
@@ -260,7 +273,4 @@ class Outbox:
         await self.store.handed(batch, forget)
         self._bodies_to_forget.difference_update(h.message_id for h in batch)
         for h in batch:
-            connector = self.connectors.get(h.upstream)
-            if connector is not None:
-                for upstream_id in h.parts or (h.upstream_id,):
-                    connector.recent_ids.pop(upstream_id, None)
+            self._handovers.forget(h.upstream, h.parts or (h.upstream_id or "",))

@@ -18,15 +18,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from config.upstreams import UpstreamConfig, parse_mix
-from gateway.upstream.base import NOT_SENT, Connector, DeliverCallback, SubmitResult
+from gateway.upstream.base import NOT_SENT, Connector, DeliverCallback, HandOvers, SubmitResult
 from pdu.codec import AlertNotification, DataSm, DeliverSm, addresses
-from pdu.receipt import MessageState, Receipt, format_receipt, stat_for_state
+from pdu.receipt import MessageState, receipt_deliver_sm
 from pdu.status import CommandStatus
 from pdu.text import decode_short_message
-from pdu.tlv import Tag, TlvError, as_int, cstr_tlv, decode_tlvs, int_tlv
+from pdu.tlv import Tag, TlvError, as_int, decode_tlvs, int_tlv
 from store.batcher import NewMessage
-
-ESM_CLASS_RECEIPT = 0x04
 
 # Receipt outcomes and the state they report; the others answer the submit itself.
 RECEIPT_STATES = {
@@ -77,19 +75,11 @@ class SimulatedNetwork:
         """The deliver_sm receipt a real SMSC sends for `outcome`."""
         state = RECEIPT_STATES[outcome]
         err = 0 if state == MessageState.DELIVERED else FAILURE_ERROR
-        body = format_receipt(
-            Receipt(
-                message_id=upstream_id, sub=1, dlvrd=int(state == MessageState.DELIVERED),
-                submit_date=submitted, done_date=datetime.now(UTC),
-                stat=stat_for_state(state), err=err, text=text,
-            )
-        )
-        tlvs = [cstr_tlv(Tag.RECEIPTED_MESSAGE_ID, upstream_id), int_tlv(Tag.MESSAGE_STATE, state)]
-        if err:
-            tlvs.append((Tag.NETWORK_ERROR_CODE, bytes((NETWORK_TYPE_GSM,)) + err.to_bytes(2, "big")))
-        return DeliverSm(
-            source_addr=dest_addr, destination_addr=source_addr, source_addr_ton=1,
-            source_addr_npi=1, esm_class=ESM_CLASS_RECEIPT, short_message=body, tlvs=tlvs,
+        network = bytes((NETWORK_TYPE_GSM,)) + err.to_bytes(2, "big") if err else None
+        return receipt_deliver_sm(
+            message_id=upstream_id, state=state, err=err, submit_date=submitted,
+            done_date=datetime.now(UTC), text=text, mobile=(1, 1, dest_addr),
+            esme=(0, 0, source_addr), network_error=network,
         )
 
     def mo(self, to: str, text: str | None = None) -> DeliverSm:
@@ -151,8 +141,10 @@ class SimulatorConnector(Connector):
 
     in_process = True
 
-    def __init__(self, config: UpstreamConfig, on_deliver: DeliverCallback) -> None:
-        super().__init__()
+    def __init__(
+        self, config: UpstreamConfig, on_deliver: DeliverCallback, handovers: HandOvers
+    ) -> None:
+        super().__init__(handovers)
         self.config = config
         self.name = config.name
         self.on_deliver = on_deliver
@@ -201,7 +193,7 @@ class SimulatorConnector(Connector):
             future.set_result(SubmitResult(SUBMIT_ERRORS[outcome]))
             return future
         upstream_id = self.network.next_id()
-        self.recent_ids[upstream_id] = msg.id
+        self.handovers.record(self.name, upstream_id, msg.id)
         future.set_result(SubmitResult(0, upstream_id))
         self._later(upstream_id, outcome, msg)
         return future

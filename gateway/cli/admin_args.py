@@ -1,171 +1,20 @@
-"""The `smppgw` command: `serve` runs the gateway, `admin` talks to its admin socket.
+"""The `smppgw admin` command line: its argparse tree, and how parsed arguments become
+the one JSON request (op and args) sent to the admin socket.
 
-`smppgw admin` is a thin client: it turns arguments into one JSON request, prints the
-answer as a table (or as JSON with --json), and exits non-zero with the server's
-message when the server says no.
+Flags mirror the admin operations and their argument names (gateway.admin.ops).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import csv
-import json
-import logging
-import os
-import signal
-import socket
-import sys
-from pathlib import Path
 from typing import Any
 
-from config.loader import load_settings
-from config.settings import ConfigError
-
-log = logging.getLogger("smppgw")
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-
-
-# --- serve ----------------------------------------------------------------------------
-
-
-async def _serve(settings) -> int:
-    from gateway.app import Gateway
-    from gateway.demo import ensure_demo_account
-
-    try:
-        import uvloop  # noqa: F401  (the loop policy is set by main before this runs)
-    except ImportError:
-        pass
-    gateway = Gateway(settings)
-    endpoints = await gateway.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    demo = await ensure_demo_account(gateway)
-    out = sys.stdout
-    if endpoints.smpp:
-        print(f"smppgw: SMPP listening on {endpoints.smpp[0]}:{endpoints.smpp[1]}", file=out)
-    if endpoints.tls:
-        print(f"smppgw: SMPP over TLS listening on {endpoints.tls[0]}:{endpoints.tls[1]}", file=out)
-    if endpoints.metrics:
-        host, port = endpoints.metrics
-        print(f"smppgw: metrics on http://{host}:{port}/metrics", file=out)
-    print(f"smppgw: admin socket {endpoints.admin_socket}", file=out)
-    print(f"smppgw: store {settings.effective_database_url}", file=out)
-    if demo is not None:
-        print(
-            "smppgw: demo account created (the password is shown only this once):\n"
-            f"  system_id={demo['system_id']} password={demo['password']} "
-            f"credits={demo['balance']} allowed_ips={','.join(demo['allowed_ips'])}",
-            file=out,
-        )
-    print("smppgw: ready", file=out)
-    out.flush()
-    await stop.wait()
-    print("smppgw: stopping (unbinding sessions, committing in-flight work)", file=out)
-    await gateway.stop()
-    return EXIT_OK
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    overrides = {
-        "state_dir": args.state_dir,
-        "smpp_port": args.smpp_port,
-        "metrics_port": args.metrics_port,
-        "smpp_host": args.host,
-    }
-    try:
-        settings = load_settings(args.config, overrides=overrides)
-    except ConfigError as exc:
-        print(f"smppgw: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic narrates every plugin at INFO; an operator wants to hear only of upgrades.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    try:
-        return runner(_serve(settings))
-    except OSError as exc:
-        print(f"smppgw: cannot start: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-
-
-# --- admin ----------------------------------------------------------------------------
-
-
-def default_socket() -> Path:
-    env = os.environ.get("SMPPGW_ADMIN_SOCKET")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("SMPPGW_STATE_DIR", "var")) / "admin.sock"
-
-
-def admin_call(path: Path, op: str, args: dict[str, Any], timeout: float = 30.0) -> dict:
-    """Send one request to the admin socket and return the decoded answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(path))
-        sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    return json.loads(buf)
-
-
-def _table(rows: list[dict], columns: list[str]) -> str:
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "-"
-    return str(value)
-
-
-def _print_record(record: dict) -> None:
-    width = max(len(k) for k in record) if record else 0
-    for key, value in record.items():
-        print(f"{key.ljust(width)}  {_cell(value)}")
-
-
-ACCOUNT_COLUMNS = ["system_id", "status", "balance", "allowed_ips", "bound_sessions", "can_bind"]
-
 # `account set` / `account create` flags -> admin setting names.
-SETTING_FLAGS = {
-    "window": int,
-    "throughput": float,
-    "bind_limit": int,
-    "gsm_packed": str,
-    "max_segments": int,
-    "keep_bodies": str,
-    "vendor_tlvs": str,
-    "dlr_retention_days": int,
-    "stop_mode": str,
-    "addressing": str,
-    "outbind_address": str,
-    "outbind_system_id": str,
-    "outbind_password": str,
-}
+SETTING_FLAGS = (
+    "window", "throughput", "bind_limit", "gsm_packed", "max_segments", "keep_bodies",
+    "vendor_tlvs", "dlr_retention_days", "stop_mode", "addressing", "outbind_address",
+    "outbind_system_id", "outbind_password",
+)
 HISTORY_FILTERS = ("since", "until", "sender", "receiver", "status", "message_id", "direction")
 
 
@@ -190,7 +39,8 @@ def _history_filters(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-def _admin_request(args: argparse.Namespace) -> tuple[str, dict]:
+def admin_request(args: argparse.Namespace) -> tuple[str, dict]:
+    """The (op, args) of the one request a parsed `smppgw admin` command line makes."""
     group, action = args.group, getattr(args, "action", None)
     if group == "account":
         if action == "create":
@@ -298,129 +148,12 @@ def _admin_request(args: argparse.Namespace) -> tuple[str, dict]:
     raise SystemExit(f"smppgw admin: unknown command {group} {action}")
 
 
-def _export(path: Path, body: dict[str, Any], output: str, timeout: float = 300.0) -> int:
-    """Stream history.export into a CSV file (or stdout), one page in memory at a time."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(path))
-        sock.sendall(json.dumps({"op": "history.export", "args": body}).encode() + b"\n")
-        stream = sock.makefile("rb")
-        header = json.loads(stream.readline() or b"{}")
-        if not header.get("ok"):
-            print(f"smppgw admin: {header.get('error', 'export failed')}", file=sys.stderr)
-            return EXIT_ERROR
-        total = int(header["result"]["total"])
-        progress = _Progress(total) if sys.stderr.isatty() else None
-        target = (
-            contextlib.nullcontext(sys.stdout)
-            if output == "-"
-            else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115 - entered below
-        )
-        with target as out:
-            writer = csv.writer(out)
-            writer.writerow(header["result"]["columns"])
-            written = 0
-            for raw in stream:
-                message = json.loads(raw)
-                if "rows" in message:
-                    writer.writerows(message["rows"])
-                    written += len(message["rows"])
-                    if progress:
-                        progress.show(written)
-                    continue
-                if message.get("error"):
-                    print(f"\nsmppgw admin: export failed after {written} rows: "
-                          f"{message['error']}", file=sys.stderr)
-                    return EXIT_ERROR
-                break
-        if progress:
-            progress.done(written)
-        if output != "-":
-            print(f"exported {written} rows to {output}", file=sys.stderr)
-        return EXIT_OK
-
-
-class _Progress:
-    """A one-line progress bar on stderr, redrawn at most every 1%."""
-
-    def __init__(self, total: int, width: int = 30) -> None:
-        self.total = max(total, 1)
-        self.width = width
-        self._shown = -1
-
-    def show(self, done: int) -> None:
-        percent = min(100, done * 100 // self.total)
-        if percent == self._shown:
-            return
-        self._shown = percent
-        filled = self.width * percent // 100
-        bar = "#" * filled + "-" * (self.width - filled)
-        sys.stderr.write(f"\r[{bar}] {percent:3d}% {done}/{self.total} rows")
-        sys.stderr.flush()
-
-    def done(self, written: int) -> None:
-        self.show(min(self.total, written))
-        sys.stderr.write("\n")
-
-
-def cmd_admin(args: argparse.Namespace) -> int:
-    op, body = _admin_request(args)
-    path = Path(args.socket) if args.socket else default_socket()
-    try:
-        if op == "history.export":
-            return _export(path, body, args.output)
-        answer = admin_call(path, op, body)
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        print(
-            f"smppgw admin: cannot reach the admin socket {path}: {exc.strerror or exc}. "
-            "Is `smppgw serve` running with this state directory?",
-            file=sys.stderr,
-        )
-        return EXIT_UNREACHABLE
-    except (OSError, ValueError) as exc:
-        print(f"smppgw admin: {path}: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    if not answer.get("ok"):
-        print(f"smppgw admin: {answer.get('error', 'request failed')}", file=sys.stderr)
-        return EXIT_ERROR
-    result = answer.get("result")
-    if args.json:
-        print(json.dumps(result, indent=None, default=str))
-        return EXIT_OK
-    if isinstance(result, list):
-        if not result:
-            print("(none)")
-        elif op == "account.list":
-            print(_table(result, ACCOUNT_COLUMNS))
-        else:
-            print(_table(result, list(result[0].keys())))
-    elif isinstance(result, dict):
-        _print_record(result)
-        if "password" in result:
-            print("\nThe password is shown only now; it is stored as a hash.", file=sys.stderr)
-    return EXIT_OK
-
-
-# --- argument parsing -----------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smppgw", description="SMPP 3.4 gateway")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", type=Path, help="TOML settings file")
-    serve.add_argument("--state-dir", type=Path, help="database and admin socket (default ./var)")
-    serve.add_argument("--smpp-port", type=int, help="SMPP port (default 2775; 0 = any free)")
-    serve.add_argument("--metrics-port", type=int, help="metrics port (0 = any free, -1 = off)")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.set_defaults(func=cmd_serve)
-
+def add_admin_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `admin` and its command groups to the top-level subcommands; returns it."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
-    admin = sub.add_parser("admin", help="manage accounts through the admin socket")
+    admin = commands.add_parser("admin", help="manage accounts through the admin socket")
     admin.add_argument("--socket", help="admin socket (default $SMPPGW_STATE_DIR/admin.sock)")
-    admin.set_defaults(func=cmd_admin)
     groups = admin.add_subparsers(dest="group", required=True)
 
     account = groups.add_parser("account", help="accounts").add_subparsers(
@@ -572,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=int, default=50)
     audit.add_argument("--target", help="only entries about this account")
     audit.add_argument("--action", dest="action_filter", help="only this action (or prefix)")
-    return parser
+    return admin
 
 
 def _setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -608,15 +341,3 @@ def _history_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", help="e.g. DELIVERED, UNDELIVERABLE")
     parser.add_argument("--message-id", type=int)
     parser.add_argument("--direction", choices=("MT", "MO"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "json"):
-        args.json = False
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

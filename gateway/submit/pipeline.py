@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.validation import (
+from gateway.submit.validation import (
     Address,
     CheckedSubmit,
     SubmitRejected,
@@ -25,7 +26,6 @@ from gateway.validation import (
 )
 from pdu.codec import (
     DataSm,
-    GenericNack,
     Pdu,
     SmeDest,
     SubmitMulti,
@@ -40,9 +40,33 @@ from store.batcher import NewMessage
 from store.errors import InsufficientCredit
 
 if TYPE_CHECKING:
-    from gateway.accounts import Account
-    from gateway.app import Gateway
-    from gateway.session import SmppSession
+    from gateway.accounts import Account, AccountDirectory
+    from gateway.ids import MessageIdGenerator
+    from gateway.metrics import GatewayMetrics
+    from gateway.sessions.limits import TokenBucket
+    from gateway.upstream.router import Router
+
+
+class SmppSession(Protocol):
+    """What the pipeline uses of the customer's session."""
+
+    account: Account
+    peer: str
+    rate: TokenBucket
+
+    def respond(self, request: Pdu, status: int = 0, **body: Any) -> Pdu: ...
+
+
+class StoreWriter(Protocol):
+    """Where accepted messages and their debits are committed (store.batcher)."""
+
+    def enqueue(
+        self, msg: NewMessage, *, replace_present: bool = False
+    ) -> asyncio.Future[list[NewMessage]]: ...
+
+
+class OutcomeSink(Protocol):
+    def add(self, msg: NewMessage, state: int, error: int, done_at: datetime) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +87,37 @@ def forwarded_tlvs(pdu: Pdu) -> bytes | None:
 
 
 class Submitter:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
-        s = gateway.settings
-        self._default_validity = timedelta(seconds=s.default_validity)
-        self._max_validity = timedelta(seconds=s.max_validity)
+    def __init__(
+        self,
+        directory: AccountDirectory,
+        router: Router,
+        ids: MessageIdGenerator,
+        writer: StoreWriter,
+        outcomes: OutcomeSink,
+        metrics: GatewayMetrics,
+        *,
+        on_committed: Callable[[NewMessage], None],
+        default_validity: timedelta,
+        max_validity: timedelta,
+    ) -> None:
+        self._directory = directory
+        self._router = router
+        self._ids = ids
+        self._writer = writer
+        self._outcomes = outcomes
+        self._metrics = metrics
+        self._on_committed = on_committed
+        self._default_validity = default_validity
+        self._max_validity = max_validity
 
     # --- limits and checks shared by every submitting operation --------------------
 
     def _admit(self, session: SmppSession, pdu: Pdu, count: int = 1) -> bool:
-        """Window and messages-per-second limits of the connection. A PDU with several
-        destinations takes one place in the window and all its messages from the rate,
-        going into debt rather than being refused for being longer than a burst."""
-        if session.outstanding_submits >= session.window or not session.rate.charge(count):
-            self.gw.metrics.messages.labels("MT", "throttled").inc()
+        """The messages-per-second limit of the connection (its window is the link's).
+        A PDU with several destinations takes all its messages from the rate, going
+        into debt rather than being refused for being longer than a burst."""
+        if not session.rate.charge(count):
+            self._metrics.messages.labels("MT", "throttled").inc()
             session.respond(pdu, CommandStatus.ESME_RTHROTTLED)
             return False
         return True
@@ -92,7 +133,7 @@ class Submitter:
 
     def _check_route(self, account: Account, destination: str) -> None:
         # Refused here rather than accepted and dropped: no upstream serves it.
-        if self.gw.router.route_for(account.system_id, destination) is None:
+        if self._router.route_for(account.system_id, destination) is None:
             raise SubmitRejected(CommandStatus.ESME_RINVDSTADR, f"no route to {destination}")
 
     def _message(
@@ -102,7 +143,7 @@ class Submitter:
         dest = dest or checked.dest
         source = checked.source
         return NewMessage(
-            id=self.gw.ids.next_id(),
+            id=self._ids.next_id(),
             account_id=account.id,
             direction="MT",
             source_addr=source.addr,
@@ -132,7 +173,7 @@ class Submitter:
 
     def _reject(self, session: SmppSession, pdu: Pdu, exc: SubmitRejected) -> None:
         log.debug("%s: refused %s: %s", session.peer, pdu.name, exc.reason)
-        self.gw.metrics.messages.labels("MT", "invalid").inc()
+        self._metrics.messages.labels("MT", "invalid").inc()
         session.respond(pdu, exc.status)
 
     # --- submit_sm and data_sm -------------------------------------------------------
@@ -165,7 +206,6 @@ class Submitter:
         except SubmitRejected as exc:
             self._reject(session, pdu, exc)
             return
-        gw = self.gw
         if account.is_stop_listed(checked.dest.addr):
             if account.stop_mode == "refuse":
                 self._reject(session, pdu, SubmitRejected(
@@ -175,36 +215,33 @@ class Submitter:
             msgs = [self._message(account, submit, checked, 0, status="REJECTED")]
             self._commit(session, pdu, account, msgs, [])
             return
-        cost = checked.segments * gw.accounts.price(account, checked.dest.addr)
-        if not gw.accounts.reserve(account, cost):
-            gw.metrics.messages.labels("MT", "no_credit").inc()
+        cost = checked.segments * self._directory.price(account, checked.dest.addr)
+        if not self._directory.reserve(account, cost):
+            self._metrics.messages.labels("MT", "no_credit").inc()
             session.respond(pdu, NO_CREDIT_STATUS)
             return
         msg = self._message(account, submit, checked, cost)
-        session.outstanding_submits += 1
-        future = gw.batcher.enqueue(msg, replace_present=replace)
+        future = self._writer.enqueue(msg, replace_present=replace)
         future.add_done_callback(partial(self._committed, session, pdu, account, msg))
 
     def _committed(self, session, pdu, account, msg: NewMessage, future) -> None:
-        gw = self.gw
-        session.outstanding_submits -= 1
         exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
         if exc is None:
-            gw.accounts.settle(account, msg.cost)
+            self._directory.settle(account, msg.cost)
             self._replaced(account, future.result())
-            gw.accounts.after_debit(account)
-            gw.metrics.credits_debited.inc(msg.cost / 100)
-            gw.metrics.messages.labels("MT", "accepted").inc()
+            self._directory.after_debit(account)
+            self._metrics.credits_debited.inc(msg.cost / 100)
+            self._metrics.messages.labels("MT", "accepted").inc()
             session.respond(pdu, 0, message_id=str(msg.id))
-            gw.outbox.committed(msg)
+            self._on_committed(msg)
             return
-        gw.accounts.release(account, msg.cost)
+        self._directory.release(account, msg.cost)
         if isinstance(exc, InsufficientCredit):
-            gw.metrics.messages.labels("MT", "no_credit").inc()
+            self._metrics.messages.labels("MT", "no_credit").inc()
             session.respond(pdu, NO_CREDIT_STATUS)
         else:
             log.error("commit of message %s failed: %r", msg.id, exc)
-            gw.metrics.messages.labels("MT", "error").inc()
+            self._metrics.messages.labels("MT", "error").inc()
             session.respond(pdu, CommandStatus.ESME_RSYSERR)
 
     def _replaced(self, account: Account, replaced: list[NewMessage] | None) -> None:
@@ -212,9 +249,9 @@ class Submitter:
         commit; a client that asked for receipts hears of each as DELETED."""
         now = datetime.now(UTC)
         for old in replaced or ():
-            self.gw.accounts.credited(account, old.cost)
-            self.gw.metrics.messages.labels("MT", "replaced").inc()
-            self.gw.dispatcher.outcome(old, MessageState.DELETED, 0, now)
+            self._directory.credited(account, old.cost)
+            self._metrics.messages.labels("MT", "replaced").inc()
+            self._outcomes.add(old, MessageState.DELETED, 0, now)
 
     # --- submit_multi (SMPP 3.4 section 4.5) -------------------------------------------
 
@@ -263,17 +300,17 @@ class Submitter:
                 else:
                     stopped.append(address)
                 continue
-            charged.append((address, checked.segments * self.gw.accounts.price(account,
+            charged.append((address, checked.segments * self._directory.price(account,
                                                                                address.addr)))
         if not charged and not stopped:
             session.respond(pdu, CommandStatus.ESME_RINVNUMDESTS, unsuccess_smes=unsuccess)
             return
         total = sum(cost for _, cost in charged)
-        if not self.gw.accounts.reserve(account, total):
-            self.gw.metrics.messages.labels("MT", "no_credit").inc()
+        if not self._directory.reserve(account, total):
+            self._metrics.messages.labels("MT", "no_credit").inc()
             session.respond(pdu, NO_CREDIT_STATUS)
             return
-        group_id = self.gw.ids.next_id()
+        group_id = self._ids.next_id()
         msgs = [self._message(account, template, checked, cost, address, group_id=group_id)
                 for address, cost in charged]
         msgs += [self._message(account, template, checked, 0, address, status="REJECTED",
@@ -284,21 +321,18 @@ class Submitter:
 
     def _commit(self, session, pdu, account, msgs: list[NewMessage],
                 unsuccess: list[UnsuccessSme]) -> None:
-        session.outstanding_submits += 1
-        futures = [self.gw.batcher.enqueue(m) for m in msgs]
+        futures = [self._writer.enqueue(m) for m in msgs]
         gathered = asyncio.gather(*futures, return_exceptions=True)
         gathered.add_done_callback(
             partial(self._all_committed, session, pdu, account, msgs, unsuccess)
         )
 
     def _all_committed(self, session, pdu, account, msgs, unsuccess, gathered) -> None:
-        gw = self.gw
-        session.outstanding_submits -= 1
         now = datetime.now(UTC)
         client_id = None
         for msg, result in zip(msgs, gathered.result()):
             if isinstance(result, BaseException):
-                gw.accounts.release(account, msg.cost)
+                self._directory.release(account, msg.cost)
                 status = (
                     NO_CREDIT_STATUS if isinstance(result, InsufficientCredit)
                     else CommandStatus.ESME_RSYSERR
@@ -306,17 +340,17 @@ class Submitter:
                 unsuccess.append(UnsuccessSme(msg.dest_ton, msg.dest_npi, msg.dest_addr, status))
                 continue
             client_id = msg.client_id
-            gw.accounts.settle(account, msg.cost)
+            self._directory.settle(account, msg.cost)
             if msg.status == "REJECTED":
                 # STOP-listed: stored already ended, never charged, so the outbox never
                 # sees it; the failed receipt carries the provider's error 53.
-                gw.metrics.messages.labels("MT", "stop_listed").inc()
-                gw.dispatcher.outcome(msg, MessageState.REJECTED, STOP_LIST_ERROR, now)
+                self._metrics.messages.labels("MT", "stop_listed").inc()
+                self._outcomes.add(msg, MessageState.REJECTED, STOP_LIST_ERROR, now)
                 continue
-            gw.metrics.credits_debited.inc(msg.cost / 100)
-            gw.metrics.messages.labels("MT", "accepted").inc()
-            gw.outbox.committed(msg)
-        gw.accounts.after_debit(account)
+            self._metrics.credits_debited.inc(msg.cost / 100)
+            self._metrics.messages.labels("MT", "accepted").inc()
+            self._on_committed(msg)
+        self._directory.after_debit(account)
         is_multi = isinstance(pdu, SubmitMulti)
         if client_id is None:
             status = unsuccess[0].error_status_code if unsuccess else CommandStatus.ESME_RSYSERR
@@ -328,25 +362,3 @@ class Submitter:
             session.respond(pdu, 0, message_id=client_id, unsuccess_smes=unsuccess)
         else:
             session.respond(pdu, 0, message_id=client_id)
-
-    # --- everything else a transmitter may send ----------------------------------------
-
-    def other_request(self, session: SmppSession, pdu: Pdu) -> None:
-        handler = self.gw.operations.get(pdu.command_id) if self.gw.operations else None
-        if handler is not None:
-            asyncio.get_running_loop().create_task(self._run_operation(handler, session, pdu))
-            return
-        session.send_pdu(
-            GenericNack(
-                sequence_number=pdu.sequence_number, command_status=CommandStatus.ESME_RINVCMDID
-            )
-        )
-
-    async def _run_operation(self, handler, session: SmppSession, pdu: Pdu) -> None:
-        try:
-            response = await handler(self.gw, session.account, pdu)
-        except Exception:
-            log.exception("%s failed", pdu.name)
-            session.respond(pdu, CommandStatus.ESME_RSYSERR)
-            return
-        session.send_pdu(response)

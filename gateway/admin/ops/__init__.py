@@ -1,0 +1,66 @@
+"""Every admin operation by name: one table for request/answer operations, one for
+streams. Each operation is `async def op(ctx, args, actor)` in the module of its area;
+a stream is an async generator of the messages the server writes one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from gateway.admin.context import AdminContext
+from gateway.admin.ops import (
+    accounts,
+    audit,
+    credits,
+    history,
+    ips,
+    ledger,
+    passwords,
+    rates,
+    senders,
+    sessions,
+    stop_list,
+)
+
+Op = Callable[[AdminContext, dict, str], Awaitable[Any]]
+Stream = Callable[[AdminContext, dict], AsyncIterator[dict[str, Any]]]
+
+OPS: dict[str, Op] = {
+    "account.create": accounts.create,
+    "account.show": accounts.show,
+    "account.list": accounts.list_all,
+    "account.set": accounts.set_settings,
+    "account.suspend": accounts.suspend,
+    "account.resume": accounts.resume,
+    "password.rotate": passwords.rotate,
+    "ip.add": ips.add,
+    "ip.remove": ips.remove,
+    "ip.list": ips.list_all,
+    "sender.add": senders.add,
+    "sender.list": senders.list_all,
+    "sender.set_state": senders.set_state,
+    "sender.remove": senders.remove,
+    "rate.set": rates.set_rate,
+    "rate.list": rates.list_all,
+    "rate.remove": rates.remove,
+    "rate.quote": rates.quote,
+    "credits.add": credits.add,
+    "credits.transfer": credits.transfer,
+    "credits.auto_topup": credits.auto_topup,
+    "credits.alert": credits.alert,
+    "balance.show": ledger.balance,
+    "ledger.list": ledger.entries,
+    "ledger.check": ledger.check,
+    "history.query": history.query,
+    "history.delete": history.delete,
+    "stop.add": stop_list.add,
+    "stop.list": stop_list.list_all,
+    "stop.remove": stop_list.remove,
+    "sessions.list": sessions.list_bound,
+    "audit.list": audit.list_entries,
+}
+
+STREAMS: dict[str, Stream] = {
+    "history.export": history.export,
+}

@@ -1,0 +1,220 @@
+"""Receipts, MOs and alerts on their way to the customer's bound receivers.
+
+A delivery is a ready deliver_sm body whose row waits in the store's `deliveries`
+queue. It goes to the least-loaded receiver (RX/TRX) of its account; it leaves the queue
+when the ESME answers deliver_sm_resp with status 0; a refusal or a lost connection
+leaves it pending for the next bind or the periodic sweep, until it expires (7 days by
+default). No receiver bound: the account's outbind address is dialled, if it has one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.delivery.coalescer import Coalescer
+from pdu.codec import AlertNotification, Pdu
+from pdu.tlv import Tag, int_tlv
+
+if TYPE_CHECKING:
+    from gateway.metrics import GatewayMetrics
+    from store.alerts import AlertStore
+    from store.messages import MessageStore
+
+log = logging.getLogger(__name__)
+
+# Longer than any store read of due deliveries can take.
+SETTLED_MEMORY = 120.0
+MS_AVAILABLE = 0  # ms_availability_status (SMPP 3.4 5.3.2.30)
+
+
+@dataclass(slots=True)
+class PendingDelivery:
+    id: int
+    account_id: int
+    kind: str  # dlr | mo
+    body: bytes
+
+
+class Receiver(Protocol):
+    def deliver(self, delivery: PendingDelivery) -> None: ...
+    def alert(self, pdu: Pdu) -> None: ...
+
+
+class Receivers(Protocol):
+    def receiver_for(self, account_id: int) -> Receiver | None: ...
+    def accounts_with_receivers(self) -> list[int]: ...
+
+
+class Deliveries:
+    def __init__(
+        self,
+        messages: MessageStore,
+        alerts: AlertStore,
+        receivers: Receivers,
+        metrics: GatewayMetrics,
+        *,
+        want_outbind: Callable[[int], None],
+        retry_interval: float,
+        batch_size: int,
+    ) -> None:
+        self._messages = messages
+        self._alerts = alerts
+        self._receivers = receivers
+        self._metrics = metrics
+        self._want_outbind = want_outbind
+        self._retry_interval = retry_interval
+        self._acks: Coalescer[int] = Coalescer("delivery-acks", self._flush_acks,
+                                               max_batch=batch_size)
+        self._retries: Coalescer[int] = Coalescer("delivery-retries", self._flush_retries)
+        # Deliveries handed to a session, or acknowledged but not yet marked in the
+        # store: a reload from the store must not send them again.
+        self._in_flight: set[int] = set()
+        self._settled: dict[int, float] = {}  # delivery id -> loop time its state committed
+        self._sweeper: asyncio.Task[None] | None = None
+        self._resuming: set[asyncio.Task[Any]] = set()
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in list(self._resuming):
+            task.cancel()
+        await asyncio.gather(*self._resuming, return_exceptions=True)
+        for coalescer in (self._acks, self._retries):
+            await coalescer.drain()
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries with a session, or acknowledged and not yet marked in the store."""
+        return len(self._in_flight)
+
+    async def drain(self) -> None:
+        """Wait until every answer received so far is in the store (tests, shutdown)."""
+        for coalescer in (self._acks, self._retries):
+            await coalescer.drain()
+
+    # --- to a receiver -------------------------------------------------------------
+
+    def route(self, delivery: PendingDelivery) -> bool:
+        """Give a delivery to a bound receiver of its account; False if none is bound
+        (it stays in the store, and outbind is tried)."""
+        session = self._receivers.receiver_for(delivery.account_id)
+        if session is None:
+            self._want_outbind(delivery.account_id)
+            return False
+        self._in_flight.add(delivery.id)
+        session.deliver(delivery)
+        return True
+
+    def acknowledged(self, delivery: PendingDelivery, status: int) -> None:
+        if status == 0:
+            self._metrics.deliveries.labels(delivery.kind, "delivered").inc()
+            self._acks.add(delivery.id)
+        else:
+            self._metrics.deliveries.labels(delivery.kind, "refused").inc()
+            self._retries.add(delivery.id)
+
+    def returned(self, deliveries: Iterable[PendingDelivery]) -> None:
+        """A session went away with these unacknowledged: try another, else the store."""
+        for delivery in deliveries:
+            self._in_flight.discard(delivery.id)
+            self.route(delivery)
+
+    async def _flush_acks(self, ids: list[int]) -> None:
+        await self._messages.mark_delivered(ids)
+        self._settle(ids)
+
+    async def _flush_retries(self, ids: list[int]) -> None:
+        later = datetime.now(UTC) + timedelta(seconds=self._retry_interval)
+        await self._messages.reschedule_many(ids, later)
+        self._settle(ids)
+
+    def _settle(self, ids: list[int]) -> None:
+        # A store read that started before this commit may still list these as due;
+        # remembering when they settled lets resume() ignore such a stale row.
+        now = asyncio.get_running_loop().time()
+        for delivery_id in ids:
+            self._in_flight.discard(delivery_id)
+            self._settled[delivery_id] = now
+
+    # --- what waited in the store ------------------------------------------------------
+
+    def receiver_bound(self, account_id: int) -> None:
+        """A receiver of the account just bound: send it what waits."""
+        task = asyncio.get_running_loop().create_task(self._resume_logged(account_id))
+        self._resuming.add(task)
+        task.add_done_callback(self._resuming.discard)
+
+    async def _resume_logged(self, account_id: int) -> None:
+        try:
+            await self.resume(account_id)
+        except Exception:
+            log.exception("resuming deliveries for account %s failed", account_id)
+
+    async def resume(self, account_id: int) -> int:
+        """Send what waits in the store for an account that has a receiver bound."""
+        now = datetime.now(UTC)
+        await self.send_alerts(account_id, await self._alerts.alerted(account_id, now))
+        started = asyncio.get_running_loop().time()
+        rows = await self._messages.due_deliveries(account_id, now, 1000)
+        sent = 0
+        for row in rows:
+            if row["id"] in self._in_flight or self._settled.get(row["id"], -1.0) >= started:
+                continue
+            delivery = PendingDelivery(row["id"], account_id, row["kind"], bytes(row["body"]))
+            if not self.route(delivery):
+                break
+            sent += 1
+        return sent
+
+    async def _sweep_forever(self) -> None:
+        interval = self._retry_interval
+        while True:
+            await asyncio.sleep(interval)
+            horizon = asyncio.get_running_loop().time() - SETTLED_MEMORY
+            self._settled = {k: t for k, t in self._settled.items() if t >= horizon}
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("delivery sweep failed")
+
+    async def sweep(self) -> None:
+        """Expire what is too old, send what is due to bound receivers, dial outbind
+        for accounts that have something due and no receiver."""
+        now = datetime.now(UTC)
+        await self._alerts.purge_expired(now)
+        expired = await self._messages.expire_deliveries(now)
+        if expired:
+            log.warning("%d deliveries expired undelivered", expired)
+            self._metrics.deliveries.labels("any", "expired").inc(expired)
+        for account_id in self._receivers.accounts_with_receivers():
+            await self.resume(account_id)
+        for account_id in await self._messages.accounts_waiting(now):
+            if self._receivers.receiver_for(account_id) is None:
+                self._want_outbind(account_id)
+
+    # --- alert_notification (SMPP 3.4 section 4.12) ------------------------------------
+
+    async def send_alerts(self, account_id: int, rows: list[dict[str, Any]]) -> None:
+        """alert_notification for these requests to a bound receiver of the account; they
+        wait for its next bind when none is bound."""
+        session = self._receivers.receiver_for(account_id)
+        if session is None or not rows:
+            return
+        for row in rows:
+            session.alert(AlertNotification(
+                source_addr_ton=row["ms_ton"], source_addr_npi=row["ms_npi"],
+                source_addr=row["ms_addr"], esme_addr_ton=row["esme_ton"],
+                esme_addr_npi=row["esme_npi"], esme_addr=row["esme_addr"],
+                tlvs=[int_tlv(Tag.MS_AVAILABILITY_STATUS, MS_AVAILABLE)],
+            ))
+            self._metrics.deliveries.labels("alert", "delivered").inc()
+        await self._alerts.sent(row["id"] for row in rows)

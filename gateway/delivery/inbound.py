@@ -1,0 +1,284 @@
+"""What upstreams send back: receipts, MOs and alert_notification.
+
+Upstream deliver_sm (and data_sm, taken as one) arrive in batches. A receipt is mapped
+to our message, or to the segment of one the gateway split, by the upstream id (the
+hand-overs not yet committed first, then the store) and becomes an outcome; a split
+message ends when all its segments have. An MO goes to the account that owns the
+destination number, into history and the delivery queue; one saying STOP lists its
+sender. Both are answered upstream only after the commit. An alert_notification
+reaches the accounts that asked for it (set_dpf on a message that failed for the
+subscriber's absence).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from gateway.delivery.coalescer import Coalescer
+from gateway.delivery.deliveries import PendingDelivery
+from gateway.delivery.outcomes import Outcome
+from gateway.upstream.base import Ack, HandOvers, PartRef
+from pdu.codec import AlertNotification, DeliverSm, encode_body
+from pdu.receipt import (
+    FINAL_STATES,
+    InvalidReceipt,
+    MessageState,
+    combine_states,
+    is_receipt,
+    mo_deliver_sm,
+    read_receipt,
+)
+from pdu.status import CommandStatus
+from pdu.text import decode_short_message
+from pdu.tlv import Tag
+from store.batcher import NewMessage
+
+if TYPE_CHECKING:
+    from gateway.accounts import AccountDirectory
+    from gateway.delivery.deliveries import Deliveries
+    from gateway.delivery.outcomes import Outcomes
+    from gateway.metrics import GatewayMetrics
+    from store.alerts import AlertStore
+    from store.inbound import InboundNumbers
+    from store.messages import MessageStore
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset(s.name for s in FINAL_STATES)
+_KNOWN_STATES = frozenset(int(s) for s in MessageState)
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "ARRET", "ARRÊT"})
+
+
+def is_stop_request(body: bytes, data_coding: int) -> bool:
+    """An MO whose whole text is a STOP keyword (any case, surrounding spaces)."""
+    try:
+        text = decode_short_message(body, data_coding, strict=False)
+    except ValueError:
+        return False
+    return text.strip().upper() in STOP_WORDS
+
+
+@dataclass(slots=True)
+class Delivered:
+    """A deliver_sm from an upstream, with the callback that answers it."""
+
+    connector: str
+    pdu: DeliverSm
+    ack: Ack
+
+
+class IdSource(Protocol):
+    def next_id(self) -> int: ...
+
+
+class Inbound:
+    def __init__(
+        self,
+        messages: MessageStore,
+        numbers: InboundNumbers,
+        alerts: AlertStore,
+        handovers: HandOvers,
+        directory: AccountDirectory,
+        outcomes: Outcomes,
+        deliveries: Deliveries,
+        ids: IdSource,
+        metrics: GatewayMetrics,
+        *,
+        batch_size: int,
+    ) -> None:
+        self._messages = messages
+        self._numbers = numbers
+        self._alert_store = alerts
+        self._handovers = handovers
+        self._directory = directory
+        self._outcomes = outcomes
+        self._deliveries = deliveries
+        self._ids = ids
+        self._metrics = metrics
+        self._inbound: Coalescer[Delivered] = Coalescer(
+            "upstream-inbound", self._flush, max_batch=batch_size
+        )
+        self._alerts: Coalescer[AlertNotification] = Coalescer("upstream-alerts",
+                                                              self._flush_alerts)
+
+    def on_deliver(self, connector: str, pdu: DeliverSm | AlertNotification, ack: Ack) -> None:
+        """An upstream's deliver_sm (or data_sm as one); `ack` is answered once what it
+        says is committed. An alert_notification has no answer."""
+        if isinstance(pdu, AlertNotification):
+            self._alerts.add(pdu)
+            return
+        self._inbound.add(Delivered(connector, pdu, ack))
+
+    async def drain(self) -> None:
+        for coalescer in (self._inbound, self._alerts):
+            await coalescer.drain()
+
+    async def _flush(self, batch: list[Delivered]) -> None:
+        receipts = [i for i in batch if is_receipt(i.pdu.esm_class)]
+        mos = [i for i in batch if not is_receipt(i.pdu.esm_class)]
+        acks: list[tuple[Delivered, int]] = []
+        if receipts:
+            acks += await self._receipts(receipts)
+        if mos:
+            acks += await self._mos(mos)
+        # Only now: an upstream that got deliver_sm_resp will not send it again.
+        for item, status in acks:
+            item.ack(status)
+
+    # --- receipts ----------------------------------------------------------------------
+
+    async def _receipts(self, batch: list[Delivered]) -> list[tuple[Delivered, int]]:
+        metrics = self._metrics
+        parsed: list[tuple[Delivered, str, int, int, bytes | None]] = []
+        acks: list[tuple[Delivered, int]] = []
+        for item in batch:
+            try:
+                upstream_id, state, err, net = read_receipt(item.pdu)
+            except (InvalidReceipt, ValueError) as exc:
+                log.warning("%s: unreadable receipt, acknowledged and dropped: %s",
+                            item.connector, exc)
+                metrics.deliveries.labels("upstream_dlr", "unreadable").inc()
+                acks.append((item, 0))
+                continue
+            parsed.append((item, upstream_id, state, err, net))
+        refs = await self._our_refs(parsed)
+        whole = {ref.message_id if isinstance(ref, PartRef) else ref for ref in refs.values()}
+        rows = await self._messages.get_many(whole)
+        outcomes: list[Outcome] = []
+        seen: set[int] = set()
+        parts: dict[tuple[int, int], tuple[int, int, int, int, int, datetime]] = {}
+        now = datetime.now(UTC)
+        for item, upstream_id, state, err, net in parsed:
+            acks.append((item, 0))
+            ref = refs.get((item.connector, upstream_id))
+            mid = ref.message_id if isinstance(ref, PartRef) else ref
+            row = rows.get(mid) if mid is not None else None
+            if row is None:
+                log.warning("%s: receipt for unknown message %s", item.connector, upstream_id)
+                metrics.deliveries.labels("upstream_dlr", "unknown_id").inc()
+                continue
+            if row["status"] in FINAL_STATUSES or mid in seen or state not in _KNOWN_STATES:
+                # A repeated receipt (the upstream did not see our answer): already told.
+                metrics.deliveries.labels("upstream_dlr", "duplicate").inc()
+                continue
+            if state not in FINAL_STATES:
+                continue
+            metrics.deliveries.labels("upstream_dlr", "matched").inc()
+            if isinstance(ref, PartRef):
+                parts[(mid, ref.part_no)] = (mid, ref.part_no, ref.parts, state, err, now)
+                continue
+            seen.add(mid)
+            outcomes.append(Outcome(NewMessage.from_row(row), state, err, now, net))
+        if parts:
+            outcomes += await self._segments_final(list(parts.values()), rows, now)
+        if outcomes:
+            await self._outcomes.record(outcomes)
+        return acks
+
+    async def _our_refs(
+        self, parsed: list[tuple[Delivered, str, int, int, bytes | None]]
+    ) -> dict[tuple[str, str], int | PartRef]:
+        """Map upstream ids to our messages (or their segments): first the ids whose
+        hand-over is not committed yet, then the store, whole messages then parts."""
+        refs: dict[tuple[str, str], int | PartRef] = {}
+        missing: dict[str, set[str]] = {}
+        for item, upstream_id, *_ in parsed:
+            ref = self._handovers.lookup(item.connector, upstream_id)
+            if ref is not None:
+                refs[(item.connector, upstream_id)] = ref
+            else:
+                missing.setdefault(item.connector, set()).add(upstream_id)
+        for name, upstream_ids in missing.items():
+            found = await self._messages.by_upstream_many(name, upstream_ids)
+            for upstream_id, row in found.items():
+                refs[(name, upstream_id)] = int(row["id"])
+            split = await self._messages.parts_by_upstream_many(name, upstream_ids - set(found))
+            for upstream_id, (message_id, part_no, total) in split.items():
+                refs[(name, upstream_id)] = PartRef(message_id, part_no, total)
+        return refs
+
+    async def _segments_final(
+        self, updates: list[tuple[int, int, int, int, int, datetime]],
+        rows: dict[int, dict], now: datetime,
+    ) -> list[Outcome]:
+        """Record segments' receipts; a message whose segments are all final gets one
+        outcome: DELIVERED if every one was, else the worst, counting the delivered."""
+        parts = await self._messages.record_part_states(updates)
+        expected = {mid: total for mid, _, total, *_ in updates}
+        outcomes = []
+        for mid, states in parts.items():
+            final = [(s, e or 0) for _, s, e in states if s in FINAL_STATES]
+            if len(final) < expected[mid]:
+                continue
+            state, err, delivered = combine_states(final)
+            outcomes.append(Outcome(NewMessage.from_row(rows[mid]), int(state), err, now,
+                                    delivered=delivered))
+        return outcomes
+
+    # --- MOs -----------------------------------------------------------------------------
+
+    async def _mos(self, batch: list[Delivered]) -> list[tuple[Delivered, int]]:
+        directory = self._directory
+        owners = await self._numbers.owners({i.pdu.destination_addr for i in batch})
+        now = datetime.now(UTC)
+        history, queued, acks = [], [], []
+        stops: list[tuple[int, str]] = []
+        for item in batch:
+            pdu = item.pdu
+            account_id = owners.get(pdu.destination_addr)
+            if account_id is None:
+                log.warning("%s: MO to %s, which no account owns; refused",
+                            item.connector, pdu.destination_addr)
+                self._metrics.messages.labels("MO", "no_owner").inc()
+                acks.append((item, CommandStatus.ESME_RINVDSTADR))
+                continue
+            mo_id = self._ids.next_id()
+            body = pdu.short_message or pdu.get_tlv(Tag.MESSAGE_PAYLOAD) or b""
+            history.append({
+                "id": mo_id, "account_id": account_id, "direction": "MO",
+                "source_addr": pdu.source_addr, "source_ton": pdu.source_addr_ton,
+                "source_npi": pdu.source_addr_npi, "dest_addr": pdu.destination_addr,
+                "dest_ton": pdu.dest_addr_ton, "dest_npi": pdu.dest_addr_npi,
+                "esm_class": pdu.esm_class, "registered_delivery": 0,
+                "data_coding": pdu.data_coding, "body": body, "segments": 1, "cost": 0,
+                "status": "DELIVERED", "upstream": item.connector, "created_at": now,
+                "done_at": now,
+            })
+            incoming = str(mo_id) if directory.vendor_tlvs(account_id) else None
+            queued.append({
+                "account_id": account_id, "message_id": mo_id, "kind": "mo",
+                "body": encode_body(mo_deliver_sm(pdu, incoming_id=incoming)),
+                "created_at": now, "next_attempt_at": now,
+                "expires_at": now + directory.delivery_ttl(account_id),
+            })
+            acks.append((item, 0))
+            if is_stop_request(body, pdu.data_coding):
+                stops.append((account_id, pdu.source_addr))
+        ids = await self._messages.record_inbound(history, queued)
+        for account_id, sender in stops:
+            # The recipient said STOP: the account may not message them again.
+            account = directory.by_id(account_id)
+            if account is not None:
+                await directory.stop_list_add(account, sender, "STOP received by SMS")
+        self._metrics.messages.labels("MO", "received").inc(len(history))
+        for row, delivery_id in zip(queued, ids):
+            self._deliveries.route(
+                PendingDelivery(delivery_id, row["account_id"], "mo", row["body"])
+            )
+        return acks
+
+    # --- alert_notification --------------------------------------------------------------
+
+    async def _flush_alerts(self, batch: list[AlertNotification]) -> None:
+        """Upstreams say these subscribers are reachable again: tell every account that
+        asked, now if a receiver is bound, else at its next bind."""
+        now = datetime.now(UTC)
+        for alert in batch:
+            for row in await self._alert_store.subscriber_back(alert.source_addr, now):
+                self._metrics.deliveries.labels("alert", "received").inc()
+                await self._deliveries.send_alerts(row["account_id"], [row])
+
+
