@@ -1,8 +1,10 @@
 """The floor (scenario 7): the least an SMPP server in Python and asyncio must do.
 
-It frames with `pdu.framing.Framer`, fully decodes every PDU with `pdu.codec.decode`,
-answers binds with ESME_ROK, submit_sm with a fresh message_id, enquire_link and
-unbind, and nothing else: no authentication, no store, no accounting. Whatever the
+Each connection is a `LinkProtocol` around a `pdu.link.Link` in the SMSC role, as the
+gateway's sessions are: the link frames, fully decodes every request, keeps the bind
+state table and answers enquire_link, unbind and whatever the state forbids. The floor
+adds only what a load needs: binds accepted, submit_sm answered with a fresh
+message_id; no authentication, no store, no accounting, no timers. Whatever the
 gateway measures can be read as a fraction of this, on the same machine and loop.
 
 Run: ``python -m benchmarks.floor --port 0``; it prints ``floor: listening on
@@ -17,54 +19,38 @@ import itertools
 import signal
 import sys
 
-from pdu.codec import HEADER, CommandId, PduError, decode
-from pdu.framing import Framer, FramingError
+from gateway.link_protocol import LinkProtocol
+from pdu.codec import CommandId
+from pdu.link import BIND_STATE, Event, Link, LinkConfig, Request, Role
+from pdu.status import CommandStatus
 
-_BIND_RESP_BODY = b"floor\x00"
-_BIND_RESP = {
-    CommandId.BIND_TRANSMITTER: CommandId.BIND_TRANSMITTER_RESP,
-    CommandId.BIND_RECEIVER: CommandId.BIND_RECEIVER_RESP,
-    CommandId.BIND_TRANSCEIVER: CommandId.BIND_TRANSCEIVER_RESP,
-}
+SYSTEM_ID = "floor"
+# No bind time-out, no enquire_link of ours, no maximum age, no window: the floor does
+# no more than the link's rules require.
+CONFIG = LinkConfig(role=Role.SMSC, window_in=None, bind_timeout=None,
+                    enquire_link_interval=None, max_age=None)
 
 
-class FloorSession(asyncio.Protocol):
-    """One connection: decode everything, answer the four requests a load needs."""
+class FloorSession(LinkProtocol):
+    """One connection: binds accepted, submit_sm answered, anything else refused."""
 
     def __init__(self, ids: itertools.count) -> None:
-        self._framer = Framer()
+        loop = asyncio.get_running_loop()
+        super().__init__(Link(CONFIG, loop.time()))
         self._ids = ids
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self._framer.receive_data(data)
-        try:
-            frames = self._framer.frames()
-        except FramingError:
-            self.transport.close()
+    def handle_event(self, event: Event) -> None:
+        if type(event) is not Request:
             return
-        out: list[bytes] = []
-        for frame in frames:
-            try:
-                pdu = decode(frame)
-            except PduError:
-                continue
-            cid, seq = pdu.command_id, pdu.sequence_number
-            if cid == CommandId.SUBMIT_SM:
-                body = b"%d\x00" % next(self._ids)
-                out.append(HEADER.pack(16 + len(body), CommandId.SUBMIT_SM_RESP, 0, seq) + body)
-            elif cid == CommandId.ENQUIRE_LINK:
-                out.append(HEADER.pack(16, CommandId.ENQUIRE_LINK_RESP, 0, seq))
-            elif cid in _BIND_RESP:
-                out.append(HEADER.pack(16 + len(_BIND_RESP_BODY), _BIND_RESP[cid], 0, seq)
-                           + _BIND_RESP_BODY)
-            elif cid == CommandId.UNBIND:
-                out.append(HEADER.pack(16, CommandId.UNBIND_RESP, 0, seq))
-        if out:
-            self.transport.write(b"".join(out))
+        pdu = event.pdu
+        link = self.link
+        # Answered inside the turn: the one write at its end carries the responses.
+        if pdu.command_id == CommandId.SUBMIT_SM:
+            link.respond(pdu, message_id=str(next(self._ids)))
+        elif pdu.command_id in BIND_STATE:
+            link.accept_bind(pdu, self.loop.time(), system_id=SYSTEM_ID)
+        else:
+            link.respond(pdu, CommandStatus.ESME_RINVCMDID)
 
 
 async def serve(host: str, port: int) -> None:

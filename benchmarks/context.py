@@ -1,0 +1,48 @@
+"""What the runner hands a scenario and what a scenario hands back.
+
+`RunContext` carries one run's choices (size, where the servers' code comes from, where
+results go); `Outcome` is one scenario's result, key numbers and verdict. The paths of
+the benchmarks directory live here too, as every other module needs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+DEFAULT_OUTPUT = BENCH_DIR / "results"
+DEFAULT_TABLE = BENCH_DIR / "RESULTS.md"
+SIZES = ("tiny", "small", "full")
+
+
+@dataclass
+class Outcome:
+    """What one scenario hands back to be written as JSON and as a table row."""
+
+    result: dict[str, Any]
+    key: str
+    met: bool | None
+    settings: dict[str, str] = field(default_factory=dict)
+    skipped: str = ""
+
+
+@dataclass
+class RunContext:
+    size: str
+    output_dir: Path
+    table: Path | None
+    gateway_env: dict[str, str]
+    commit: str
+    # Where the gateway and floor processes import the project from.
+    source: Path = REPO
+    # When set, the gateway is sampled by py-spy during the load; summary in the JSON.
+    profile_dir: Path | None = None
+    current: str = ""
+    # Load overrides from the command line (e.g. --rate for scenario 3), shown in the row.
+    overrides: dict[str, Any] = field(default_factory=dict)
+    floor_rate: float | None = None
+    written: list[Path] = field(default_factory=list)
+

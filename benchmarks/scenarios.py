@@ -1,0 +1,442 @@
+"""The seven scenarios of issue 6: their loads by size, their targets, how each runs.
+
+A scenario starts the servers it needs (`benchmarks.processes`), drives them with
+`benchmarks.loadgen` from this process and hands back an `Outcome`. Settings are the
+durable defaults (SQLite WAL, synchronous FULL) plus exactly what a scenario lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.context import Outcome, RunContext
+from benchmarks.load import LoadConfig
+from benchmarks.loadgen import raise_nofile_limit, run, run_load
+from benchmarks.processes import (
+    Child,
+    CpuMeter,
+    GatewayInfo,
+    applicable,
+    child_env,
+    create_accounts,
+    floor_server,
+    gateway,
+    read_rss,
+    show_account,
+)
+from benchmarks.profiling import Profiler
+
+# What issue 6 asks of each scenario; printed beside every result.
+TARGETS = {
+    "throughput": ">= 30,000 msg/s and >= 15% of floor",
+    "receipts": ">= 12,000 msg/s with all DLRs",
+    "latency": "p99 < 10 ms at 5,000 msg/s",
+    "connections": "10,000 sessions < 600 MB RSS",
+    "codec": "(none; reference)",
+    "forward": ">= 20,000 msg/s reach upstream",
+    "floor": "(reference for s1)",
+}
+NUMBERS = {
+    "throughput": 1, "receipts": 2, "latency": 3, "connections": 4, "codec": 5,
+    "forward": 6, "floor": 7,
+}
+# `all` runs the floor before scenario 1, so s1 can be read as a fraction of it.
+ALL_ORDER = ("codec", "floor", "throughput", "receipts", "latency", "connections", "forward")
+
+# The load of each scenario by size. `full` is the issue's; `tiny` keeps the smoke test short.
+LOADS: dict[str, dict[str, dict[str, Any]]] = {
+    "throughput": {
+        "tiny": {"messages": 400, "sessions": 2, "window": 20},
+        "small": {"messages": 20_000, "sessions": 4, "window": 100},
+        "full": {"messages": 200_000, "sessions": 4, "window": 100},
+    },
+    "latency": {
+        "tiny": {"rate": 200, "duration": 1.0, "sessions": 2, "window": 100},
+        "small": {"rate": 5_000, "duration": 5.0, "sessions": 4, "window": 100},
+        "full": {"rate": 5_000, "duration": 30.0, "sessions": 4, "window": 100},
+    },
+    "connections": {
+        "tiny": {"sessions": 20, "accounts": 2, "hold": 1.0, "enquire_interval": 0.5},
+        "small": {"sessions": 1_000, "accounts": 10, "hold": 10.0, "enquire_interval": 5.0},
+        "full": {"sessions": 10_000, "accounts": 100, "hold": 30.0, "enquire_interval": 10.0},
+    },
+    "codec": {
+        "tiny": {"seconds": 0.05},
+        "small": {"seconds": 0.5},
+        "full": {"seconds": 2.0},
+    },
+}
+LOADS["receipts"] = LOADS["throughput"]
+LOADS["forward"] = LOADS["throughput"]
+LOADS["floor"] = LOADS["throughput"]
+
+
+# --- scenarios -------------------------------------------------------------------------
+
+
+def _throughput_settings(spec: dict[str, Any], ctx: RunContext) -> dict[str, str]:
+    # New accounts take these defaults: the window must admit the load's window, the
+    # messages/s cap (20 by default) must not be what is measured, and one account
+    # binds all the load's sessions (1 by default).
+    wanted = {
+        "default_window": str(spec["window"]),
+        "default_throughput": "100000",
+        "default_bind_limit": str(spec["sessions"]),
+    }
+    return applicable(wanted, ctx)
+
+
+def _latency_summary(lat: dict[str, float]) -> str:
+    return f"p50/p99/max {lat['p50']:.1f}/{lat['p99']:.1f}/{lat['max']:.1f} ms"
+
+
+def _load_against_gateway(
+    ctx: RunContext, spec: dict[str, Any], settings: dict[str, str], registered_delivery: int,
+    rate: float | None = None, messages: int | None = None,
+) -> tuple[dict[str, Any], GatewayInfo]:
+    sessions = spec["sessions"]
+    # Without default_bind_limit an account binds once, so each session gets its own.
+    count = 1 if "default_bind_limit" in settings else sessions
+    with gateway(settings, ctx) as gw:
+        total = messages if messages is not None else spec["messages"]
+        accounts = create_accounts(gw.admin, count, total + 1000)
+        system_id = accounts[0][0]
+        config = LoadConfig(
+            host=gw.host, port=gw.port, credentials=accounts,
+            sessions=sessions, window=spec["window"], messages=total, rate=rate,
+            registered_delivery=registered_delivery, dlr_timeout=120.0,
+            time_limit=_time_limit(total, rate),
+        )
+        profile: dict[str, Any] = {}
+        profiler = Profiler(ctx, gw.pid, ctx.current, profile)
+        meter = CpuMeter(gw.pid)
+
+        own = {"cpu0": 0.0, "cpu": 0.0}
+
+        def started() -> None:
+            profiler.start()
+            meter.start()
+            own["cpu0"] = time.process_time()
+
+        def finished() -> None:
+            own["cpu"] = time.process_time() - own["cpu0"]
+            meter.stop()
+            profiler.stop()
+
+        try:
+            result = run(run_load(config, on_bound=started, before_unbind=finished)).as_dict()
+        finally:
+            profiler.stop()
+        result.update(profile)
+        result["gateway_cpu"] = meter.summary(result["responses"])
+        # The generator shares the two cores: its own CPU says what it took from them.
+        result["loadgen_cpu_seconds"] = round(own["cpu"], 2)
+        result["gateway_rss_mb"] = read_rss(gw.pid)
+        result["accounts"] = len(accounts)
+        result["account"] = show_account(gw.admin, system_id)
+        return result, gw
+
+
+def _time_limit(messages: int, rate: float | None) -> float:
+    # Generous but finite: 1,000 msg/s worst case plus room for DLRs and start-up.
+    floor = messages / rate if rate else 0.0
+    return max(60.0, floor * 2, messages / 1000 + 120)
+
+
+def _sessions_note(result: dict[str, Any]) -> str:
+    return f"; {result['sessions_bound']} sessions on {result.get('accounts', 1)} account(s)"
+
+
+def _all_ok(result: dict[str, Any]) -> bool:
+    return (
+        result["statuses"] == {"ESME_ROK": result["messages_requested"]}
+        and not result["timed_out"]
+    )
+
+
+def scenario_throughput(ctx: RunContext) -> Outcome:
+    spec = LOADS["throughput"][ctx.size]
+    settings = _throughput_settings(spec, ctx)
+    result, _ = _load_against_gateway(ctx, spec, settings, registered_delivery=0)
+    rate = result["accepted_per_second"]
+    key = f"{rate:,.0f} msg/s; submit_sm_resp {_latency_summary(result['submit_latency_ms'])}"
+    met = rate >= 30_000 and _all_ok(result)
+    if ctx.floor_rate:
+        fraction = rate / ctx.floor_rate
+        result["fraction_of_floor"] = round(fraction, 4)
+        key += f"; {fraction:.1%} of floor ({ctx.floor_rate:,.0f})"
+        met = met and fraction >= 0.15
+    else:
+        key += "; floor not run in this run"
+    if not _all_ok(result):
+        key += f"; statuses {result['statuses']}"
+    key += _sessions_note(result)
+    return Outcome(result, key, met, settings)
+
+
+def scenario_receipts(ctx: RunContext) -> Outcome:
+    spec = LOADS["receipts"][ctx.size]
+    settings = _throughput_settings(spec, ctx)
+    result, _ = _load_against_gateway(ctx, spec, settings, registered_delivery=1)
+    # The honest rate: accepted messages over the time until the last DLR arrived.
+    done = result["dlr_complete_seconds"]
+    all_dlrs = result["dlrs_matched"] == result["dlrs_expected"] == result["messages_requested"]
+    end_to_end = result["dlrs_matched"] / done if done > 0 else 0.0
+    result["end_to_end_per_second"] = round(end_to_end, 1)
+    key = (
+        f"{end_to_end:,.0f} msg/s with DLRs ({result['accepted_per_second']:,.0f} acked/s); "
+        f"DLRs {result['dlrs_matched']}/{result['messages_requested']}; "
+        f"DLR {_latency_summary(result['dlr_latency_ms'])}"
+    )
+    met = end_to_end >= 12_000 and all_dlrs and _all_ok(result)
+    return Outcome(result, key + _sessions_note(result), met, settings)
+
+
+def scenario_latency(ctx: RunContext) -> Outcome:
+    spec = {**LOADS["latency"][ctx.size], **ctx.overrides}
+    settings = _throughput_settings(spec, ctx)
+    messages = int(spec["rate"] * spec["duration"])
+    result, _ = _load_against_gateway(
+        ctx, spec, settings, registered_delivery=0, rate=float(spec["rate"]), messages=messages,
+    )
+    lat = result["submit_latency_ms"]
+    key = (
+        f"{_latency_summary(lat)} at {spec['rate']:,.0f} msg/s for {spec['duration']:g}s "
+        f"(achieved {result['accepted_per_second']:,.0f}/s, max backlog {result['max_backlog']})"
+    )
+    met = lat["p99"] < 10.0 and _all_ok(result) and spec["rate"] >= 5_000
+    return Outcome(result, key + _sessions_note(result), met, settings)
+
+
+def scenario_connections(ctx: RunContext) -> Outcome:
+    spec = LOADS["connections"][ctx.size]
+    sessions = spec["sessions"]
+    # The gateway inherits this process's limit: one descriptor per session plus its own.
+    raise_nofile_limit(2 * sessions + 512)
+    # Binds per account are limited (1 by default, at most 100): spread the sessions
+    # over accounts; a revision without default_bind_limit needs one account each.
+    settings = applicable({"default_bind_limit": str(-(-sessions // spec["accounts"]))}, ctx)
+    count = spec["accounts"] if settings else sessions
+    with gateway(settings, ctx) as gw:
+        t0 = time.monotonic()
+        accounts = create_accounts(gw.admin, count, 10)
+        create_seconds = time.monotonic() - t0
+        rss: dict[str, Any] = {"before_bind": read_rss(gw.pid)}
+        config = LoadConfig(
+            host=gw.host, port=gw.port, credentials=accounts, sessions=sessions,
+            messages=0, idle_seconds=spec["hold"], enquire_interval=spec["enquire_interval"],
+            time_limit=max(120.0, sessions * 0.1 + spec["hold"] + 60),
+        )
+        result = run(run_load(
+            config,
+            on_bound=lambda: rss.__setitem__("all_bound", read_rss(gw.pid)),
+            before_unbind=lambda: rss.__setitem__("end_of_hold", read_rss(gw.pid)),
+        )).as_dict()
+        result["gateway_rss_mb"] = rss
+        result["accounts"] = len(accounts)
+        result["account_create_seconds"] = round(create_seconds, 1)
+    bound = result["sessions_bound"]
+    held = rss.get("end_of_hold", {}).get("VmRSS", 0.0)
+    peak = rss.get("end_of_hold", {}).get("VmHWM", 0.0)
+    key = (
+        f"{bound:,}/{sessions:,} bound over {len(accounts)} accounts in "
+        f"{result['bind_seconds']:.0f}s; RSS {held:.0f} MB (peak {peak:.0f}, idle "
+        f"{rss['before_bind'].get('VmRSS', 0):.0f}); enquire_link "
+        f"{result['enquire_link_resps']}/{result['enquire_links_sent']} "
+        f"p99 {result['enquire_link_latency_ms']['p99']:.1f} ms"
+    )
+    met = bound >= 10_000 and peak < 600 and not result["timed_out"]
+    return Outcome(result, key, met, settings)
+
+
+def scenario_codec(ctx: RunContext) -> Outcome:
+    from pdu.codec import DeliverSm, SubmitSm, decode, encode
+    from pdu.tlv import Tag, cstr_tlv, int_tlv
+
+    seconds = LOADS["codec"][ctx.size]["seconds"]
+    submit = SubmitSm(
+        sequence_number=7, source_addr_ton=5, source_addr="bench", dest_addr_ton=1,
+        dest_addr_npi=1, destination_addr="33601020304", registered_delivery=1,
+        short_message=b"Benchmark message: your code is 123456",
+    )
+    receipt = (
+        b"id:7262058840178212864 sub:001 dlvrd:001 submit date:2611251330 "
+        b"done date:2611251330 stat:DELIVRD err:000 text:Benchmark message: y"
+    )
+    deliver = DeliverSm(
+        sequence_number=9, source_addr_ton=1, source_addr_npi=1, source_addr="33601020304",
+        dest_addr_ton=5, destination_addr="bench", esm_class=0x04, short_message=receipt,
+        tlvs=[cstr_tlv(Tag.RECEIPTED_MESSAGE_ID, "7262058840178212864"),
+              int_tlv(Tag.MESSAGE_STATE, 2)],
+    )
+    submit_bytes, deliver_bytes = encode(submit), encode(deliver)
+    cases: dict[str, Callable[[], object]] = {
+        "decode_submit_sm": lambda: decode(submit_bytes),
+        "encode_submit_sm": lambda: encode(submit),
+        "decode_deliver_sm": lambda: decode(deliver_bytes),
+        "encode_deliver_sm": lambda: encode(deliver),
+    }
+    result: dict[str, Any] = {
+        "submit_sm_octets": len(submit_bytes), "deliver_sm_octets": len(deliver_bytes),
+    }
+    for name, fn in cases.items():
+        result[name] = _ops_per_second(fn, seconds)
+    key = "; ".join(f"{n} {result[n]['ops_per_second']:,.0f}/s" for n in cases)
+    return Outcome(result, key, None)
+
+
+def _ops_per_second(fn: Callable[[], object], seconds: float) -> dict[str, float]:
+    """Best of three timed runs of about `seconds` each, in the manner of timeit."""
+    timer = timeit.Timer(fn)
+    number = 1
+    while timer.timeit(number) < seconds / 10:
+        number *= 2
+    number = max(1, int(number * 10))
+    best = min(timer.repeat(repeat=3, number=number))
+    return {"ops_per_second": round(number / best, 1), "usec_per_op": round(best / number * 1e6, 3),
+            "iterations": number}
+
+
+def scenario_forward(ctx: RunContext) -> Outcome:
+    if not (ctx.source / "gateway" / "smsc_sim.py").exists():
+        reason = "skipped: upstream connector not available (no gateway.smsc_sim)"
+        return Outcome({"skipped": reason}, reason, None, skipped=reason)
+    spec = LOADS["forward"][ctx.size]
+    workdir = Path(tempfile.mkdtemp(prefix="smppgw-sim-", dir="/tmp"))
+    log_path = workdir / "accepted.jsonl"
+    # --log writes one line per message the upstream accepted: counting lines as they
+    # appear is how "reached the upstream" is timed, from outside both processes.
+    sim = Child(
+        [sys.executable, "-m", "gateway.smsc_sim", "--port", "0", "--system-id", "smppgw",
+         "--password", "benchpw", "--log", str(log_path)],
+        child_env({}, ctx.source), workdir / "smsc_sim.log", ctx.source,
+    )
+    try:
+        lines = sim.start("smsc_sim: ready")
+        m = re.search(r"listening on (\S+):(\d+)", "".join(lines))
+        if not m:
+            raise RuntimeError("smsc_sim did not print where it listens")
+        url = (f"smpp://smppgw:benchpw@{m.group(1)}:{m.group(2)}"
+               f"?window={spec['window']}&throughput=100000")
+        settings = {**_throughput_settings(spec, ctx), **applicable({"upstream_url": url}, ctx)}
+        with gateway(settings, ctx) as gw:
+            count = 1 if "default_bind_limit" in settings else spec["sessions"]
+            accounts = create_accounts(gw.admin, count, spec["messages"] + 1000)
+            config = LoadConfig(
+                host=gw.host, port=gw.port, credentials=accounts, sessions=spec["sessions"],
+                window=spec["window"], messages=spec["messages"],
+                time_limit=_time_limit(spec["messages"], None),
+            )
+            meters = {"gateway_cpu": CpuMeter(gw.pid), "upstream_cpu": CpuMeter(sim.pid)}
+            result = run(_load_and_count_upstream(config, log_path, meters))
+            result["gateway_rss_mb"] = read_rss(gw.pid)
+            result["accounts"] = len(accounts)
+    finally:
+        sim.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    stopped = re.search(r"stopped after (\d+) messages", "".join(sim.stdout))
+    result["upstream_accepted_by_sim"] = int(stopped.group(1)) if stopped else None
+    upstream_rate = result["upstream_per_second"]
+    key = (
+        f"{upstream_rate:,.0f} msg/s reached upstream ({result['upstream_received']:,}/"
+        f"{spec['messages']:,}); {result['accepted_per_second']:,.0f} acked/s; submit_sm_resp "
+        f"{_latency_summary(result['submit_latency_ms'])}"
+    )
+    met = (upstream_rate >= 20_000 and _all_ok(result)
+           and result["upstream_received"] == spec["messages"])
+    return Outcome(result, key, met, settings)
+
+
+async def _load_and_count_upstream(
+    config: LoadConfig, log_path: Path, meters: dict[str, CpuMeter]
+) -> dict[str, Any]:
+    """Run the load while counting the upstream's log lines; wait for the stragglers.
+
+    `meters` measure each process's CPU from the first submit to the last arrival
+    upstream: the simulator shares the two cores and may be what limits the rate.
+    """
+    seen = {"count": 0, "t0": 0.0, "last": 0.0, "offset": 0}
+
+    def poll() -> None:
+        try:
+            with log_path.open("rb") as fh:
+                fh.seek(seen["offset"])
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        # Count whole lines only; a half-written one is counted on the next poll.
+        whole = chunk.rfind(b"\n") + 1
+        if whole:
+            seen["offset"] += whole
+            seen["count"] += chunk.count(b"\n", 0, whole)
+            seen["last"] = time.perf_counter()
+
+    async def watch() -> None:
+        while True:
+            poll()
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        def started() -> None:
+            seen["t0"] = time.perf_counter()
+            for meter in meters.values():
+                meter.start()
+
+        result = (await run_load(config, on_bound=started)).as_dict()
+        wanted = result["statuses"].get("ESME_ROK", 0)
+        deadline = time.perf_counter() + 60 + config.messages / 1000
+        while seen["count"] < wanted and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        poll()
+        for meter in meters.values():
+            meter.stop()
+    finally:
+        watcher.cancel()
+    for name, meter in meters.items():
+        result[name] = meter.summary(seen["count"])
+    span = seen["last"] - seen["t0"] if seen["count"] else 0.0
+    result["upstream_received"] = seen["count"]
+    result["upstream_seconds"] = round(span, 3)
+    result["upstream_per_second"] = round(seen["count"] / span, 1) if span > 0 else 0.0
+    return result
+
+
+def scenario_floor(ctx: RunContext) -> Outcome:
+    spec = LOADS["floor"][ctx.size]
+    with floor_server(ctx) as (host, port, child):
+        config = LoadConfig(
+            host=host, port=port, system_id="floor", password="floor",
+            sessions=spec["sessions"], window=spec["window"], messages=spec["messages"],
+            time_limit=_time_limit(spec["messages"], None),
+        )
+        meter = CpuMeter(child.pid)
+        result = run(run_load(config, on_bound=meter.start, before_unbind=meter.stop)).as_dict()
+        result["server_rss_mb"] = read_rss(child.pid)
+        result["server_cpu"] = meter.summary(result["responses"])
+    rate = result["accepted_per_second"]
+    ctx.floor_rate = rate if _all_ok(result) else None
+    key = f"{rate:,.0f} msg/s; submit_sm_resp {_latency_summary(result['submit_latency_ms'])}"
+    return Outcome(result, key, None)
+
+
+SCENARIOS: dict[str, Callable[[RunContext], Outcome]] = {
+    "throughput": scenario_throughput,
+    "receipts": scenario_receipts,
+    "latency": scenario_latency,
+    "connections": scenario_connections,
+    "codec": scenario_codec,
+    "forward": scenario_forward,
+    "floor": scenario_floor,
+}
+ALIASES = {str(n): name for name, n in NUMBERS.items()} | {f"s{n}": name for name, n in NUMBERS.items()}
+
