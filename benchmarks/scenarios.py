@@ -306,17 +306,23 @@ def _ops_per_second(fn: Callable[[], object], seconds: float) -> dict[str, float
             "iterations": number}
 
 
+# Where the standalone simulator lives in the tree measured (it moved under upstream/).
+SIMULATOR_MODULES = ("gateway/upstream/smsc_sim.py", "gateway/smsc_sim.py")
+
+
 def scenario_forward(ctx: RunContext) -> Outcome:
-    if not (ctx.source / "gateway" / "smsc_sim.py").exists():
-        reason = "skipped: upstream connector not available (no gateway.smsc_sim)"
+    found = [p for p in SIMULATOR_MODULES if (ctx.source / p).exists()]
+    if not found:
+        reason = "skipped: upstream connector not available (no standalone simulator)"
         return Outcome({"skipped": reason}, reason, None, skipped=reason)
+    simulator = found[0].removesuffix(".py").replace("/", ".")
     spec = LOADS["forward"][ctx.size]
     workdir = Path(tempfile.mkdtemp(prefix="smppgw-sim-", dir="/tmp"))
     log_path = workdir / "accepted.jsonl"
     # --log writes one line per message the upstream accepted: counting lines as they
     # appear is how "reached the upstream" is timed, from outside both processes.
     sim = Child(
-        [sys.executable, "-m", "gateway.smsc_sim", "--port", "0", "--system-id", "smppgw",
+        [sys.executable, "-m", simulator, "--port", "0", "--system-id", "smppgw",
          "--password", "benchpw", "--log", str(log_path)],
         child_env({}, ctx.source), workdir / "smsc_sim.log", ctx.source,
     )

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from auth.ipacl import IpAllowList
-from gateway.submit.validation import SubmitPolicy
 from store.money import format_credits, parse_credits
 
 if TYPE_CHECKING:
@@ -43,6 +43,16 @@ DEFAULT_DELIVERY_TTL = 7 * 86400.0
 class Sender:
     kind: str  # alphanumeric | shortcode | numeric
     state: str  # pending | enabled | disabled | refused
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitPolicy:
+    """What of an account the per-message submit checks need (gateway.submit)."""
+
+    senders: Mapping[str, Sender]
+    strict: bool = False
+    gsm_packed: bool = False
+    max_segments: int = 8
 
 
 @dataclass(slots=True)

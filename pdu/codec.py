@@ -6,6 +6,8 @@ string with its maximum size, 1- or 4-octet integer, sm_length + short_message, 
 submit_multi lists) and which command_status answers a bad value. `decode()` turns
 one frame into a PDU or raises `PduError` carrying that status; `encode()` is its
 inverse. TLVs stay an ordered list of (tag, raw value), so unknown ones round-trip.
+Longer than our usual 500 lines because it declares all 27 PDUs of the specification,
+and the one encoder and decoder that read those declarations belong beside them.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ the codec gives, or generic_nack); a framing error (generic_nack, then close).
 Everything else is an event for the application, which answers requests with
 `respond`, binds with `accept_bind`/`refuse_bind` (SMSC) or `bind` (ESME), and sends
 its own requests with `send` while `window_free()` allows.
+
+Over our usual 500 lines on purpose: like h11's _state.py, the rules of a connection
+are read (and changed) in one place, the state tables beside the code that obeys them.
 """
 
 from __future__ import annotations

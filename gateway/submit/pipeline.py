@@ -43,8 +43,11 @@ if TYPE_CHECKING:
     from gateway.accounts import Account, AccountDirectory
     from gateway.ids import MessageIdGenerator
     from gateway.metrics import GatewayMetrics
-    from gateway.sessions.limits import TokenBucket
     from gateway.upstream.router import Router
+
+
+class RateLimit(Protocol):
+    def charge(self, n: float) -> bool: ...
 
 
 class SmppSession(Protocol):
@@ -52,7 +55,7 @@ class SmppSession(Protocol):
 
     account: Account
     peer: str
-    rate: TokenBucket
+    rate: RateLimit
 
     def respond(self, request: Pdu, status: int = 0, **body: Any) -> Pdu: ...
 

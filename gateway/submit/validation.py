@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from auth.senders import (
     KIND_FOR_TON,
@@ -23,6 +22,7 @@ from auth.senders import (
     TON_FOR_KIND,
     is_valid_sender,
 )
+from gateway.accounts import Sender, SubmitPolicy
 from pdu import gsm7
 from pdu.codec import SubmitSm
 from pdu.fields import (
@@ -86,13 +86,8 @@ class Address:
     npi: int
 
 
-class SenderLike(Protocol):
-    kind: str
-    state: str
-
-
 def resolve_source(
-    senders: Mapping[str, SenderLike], ton: int, npi: int, addr: str, *, strict: bool
+    senders: Mapping[str, Sender], ton: int, npi: int, addr: str, *, strict: bool
 ) -> Address:
     """The source_addr of a submit, checked against the account's enabled senders.
 
@@ -277,16 +272,6 @@ def _check_text(
     except (InvalidText, UnicodeDecodeError) as exc:
         raise SubmitRejected(S.ESME_RINVMSGLEN, f"bytes invalid for data_coding {dc}: {exc}") \
             from None
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitPolicy:
-    """What of an account the per-message checks need."""
-
-    senders: Mapping[str, SenderLike]
-    strict: bool = False
-    gsm_packed: bool = False
-    max_segments: int = 8
 
 
 def check_submit(

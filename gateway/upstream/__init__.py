@@ -1,7 +1,8 @@
-"""Upstream connectors: how accepted messages leave the gateway and receipts come back.
+"""Upstream SMSCs: how accepted messages leave the gateway and receipts come back.
 
-`base` defines what every connector offers the outbox (send, is_up, capacity) and the
-callback through which it hands inbound deliver_sm (receipts and MOs) to the dispatcher;
-`smpp` is our SMPP client on the `pdu/` codec; the in-process simulator lives in
-`gateway.upstream.simulator`.
+`base` says what a connector offers the outbox (send, is_up, capacity), how upstream
+errors read, and the HandOvers map of ids not yet committed; `smpp` is our ESME on
+pdu.link (one transceiver, or a transmitter + receiver pair); `simulator` is the
+in-process model of an SMSC and `smsc_sim` the same model as a standalone SMPP server;
+`router` picks connectors by destination prefix; `build` makes them from the settings.
 """

@@ -4,7 +4,7 @@
 delivered, undeliverable, expired, rejected, absent as receipts; throttled or refused as
 a submit_sm_resp error) and writes the receipts, MOs and alert_notifications a real SMSC
 would send. `SimulatorConnector` runs that model in-process as a connector, so a fresh
-install and the tests have an upstream; `gateway.smsc_sim` runs the same model as a
+install and the tests have an upstream; `gateway.upstream.smsc_sim` runs the same model as a
 standalone SMPP server. Receipts go through the same parsing as a real upstream's.
 """
 

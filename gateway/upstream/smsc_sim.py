@@ -1,6 +1,6 @@
 """The SMSC simulator as a standalone SMPP server: a real upstream on another port.
 
-    python -m gateway.smsc_sim --port 2776 --latency-ms 200 \\
+    python -m gateway.upstream.smsc_sim --port 2776 --latency-ms 200 \\
         --mix delivered=0.9,undeliverable=0.05,expired=0.03,rejected=0.02 \\
         --mo-rate 0.5 --mo-to 33700000001
 
