@@ -3,15 +3,12 @@ real SQLite file (or the PostgreSQL a test names), stopped when the test ends.""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from gw_helpers import gateway_settings
+from gw_helpers import MakeGateway, gateway_settings
 
 from gateway.app import Gateway
-
-MakeGateway = Callable[..., Awaitable[Gateway]]
 
 
 @pytest.fixture

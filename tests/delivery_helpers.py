@@ -134,7 +134,7 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: s
 
 
 class SimProcess:
-    """`python -m gateway.smsc_sim` on a loopback port, stopped by the test."""
+    """`python -m gateway.upstream.smsc_sim` on a loopback port, stopped by the test."""
 
     def __init__(self, tmp: Path, *args: str, port: int = 0) -> None:
         self.tmp = tmp
@@ -147,7 +147,7 @@ class SimProcess:
     def start(self) -> SimProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMPPGW_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.smsc_sim", "--host", "127.0.0.1",
+            [sys.executable, "-m", "gateway.upstream.smsc_sim", "--host", "127.0.0.1",
              "--port", str(self.port), "--log", str(self.log), "--state", str(self.state),
              *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from config.settings import Settings
 from gateway.app import Gateway
+
+# What the `make_gateway` fixture of conftest.py gives: `await make_gateway(**settings)`.
+MakeGateway = Callable[..., Awaitable[Gateway]]
 
 
 def gateway_settings(state_dir: Path, **overrides) -> Settings:

@@ -1,5 +1,6 @@
-"""AccountDirectory over a real store (SQLite and PostgreSQL): what the submit path reads,
-and after_debit's background top-up and alert that never block the caller."""
+"""The account directory (gateway/accounts) over a real store (SQLite and PostgreSQL):
+what the submit path reads, and after_debit's background top-up and alert that never
+block the caller."""
 
 from __future__ import annotations
 

@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gw_helpers import gateway_settings
+from gw_helpers import MakeGateway, gateway_settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.passwords import hash_password
-from gateway.app import Gateway
 from store import tables
 from store.accounts import AccountStore
 from store.engine import make_engine, migrate
@@ -74,36 +73,34 @@ def big_state(tmp_path_factory) -> Path:
     return state
 
 
-async def test_export_of_100k_rows_streams_in_bounded_memory(big_state: Path, tmp_path) -> None:
-    gw = Gateway(gateway_settings(big_state))
-    await gw.start()
+async def test_export_of_100k_rows_streams_in_bounded_memory(
+    big_state: Path, make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    gw = await make_gateway(state_dir=big_state)
     out = tmp_path / "history.csv"
+    reader, writer = await asyncio.open_unix_connection(
+        gw.endpoints.admin_socket, limit=1 << 22
+    )
+    tracemalloc.start()
     try:
-        reader, writer = await asyncio.open_unix_connection(
-            gw.endpoints.admin_socket, limit=1 << 22
-        )
-        tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            base, _ = tracemalloc.get_traced_memory()
-            writer.write(json.dumps({"op": "history.export", "args": {}}).encode() + b"\n")
-            rows = 0
-            with out.open("w", newline="") as f:
-                csv_out = csv.writer(f)
-                header = json.loads(await reader.readline())
-                csv_out.writerow(header["result"]["columns"])
-                while True:
-                    line = json.loads(await reader.readline())
-                    if "rows" not in line:
-                        break
-                    csv_out.writerows(line["rows"])
-                    rows += len(line["rows"])
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-            writer.close()
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        writer.write(json.dumps({"op": "history.export", "args": {}}).encode() + b"\n")
+        rows = 0
+        with out.open("w", newline="") as f:
+            csv_out = csv.writer(f)
+            header = json.loads(await reader.readline())
+            csv_out.writerow(header["result"]["columns"])
+            while True:
+                line = json.loads(await reader.readline())
+                if "rows" not in line:
+                    break
+                csv_out.writerows(line["rows"])
+                rows += len(line["rows"])
+        _, peak = tracemalloc.get_traced_memory()
     finally:
-        await gw.stop()
+        tracemalloc.stop()
+        writer.close()
     assert header["result"]["total"] == ROWS and rows == ROWS and line == {
         "end": True, "count": ROWS
     }
@@ -116,43 +113,39 @@ async def test_export_of_100k_rows_streams_in_bounded_memory(big_state: Path, tm
     assert growth < 8_000_000, (growth, size)
 
 
-def test_cli_export_writes_the_csv_with_a_progress_bar_on_a_tty(big_state: Path, tmp_path):
+async def test_cli_export_writes_the_csv_with_a_progress_bar_on_a_tty(
+    big_state: Path, make_gateway: MakeGateway, tmp_path: Path
+) -> None:
     out = tmp_path / "export.csv"
+    gw = await make_gateway(state_dir=big_state)
+    master, slave = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "admin", "--socket",
+            gw.endpoints.admin_socket, "history", "export", "--status", "DELIVERED",
+            "--output", str(out),
+            stdout=asyncio.subprocess.PIPE, stderr=slave,
+        )
+        os.close(slave)
+        loop = asyncio.get_running_loop()
+        chunks: list[bytes] = []
 
-    async def run_cli() -> tuple[int, bytes, bytes]:
-        gw = Gateway(gateway_settings(big_state))
-        await gw.start()
-        master, slave = pty.openpty()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateway.cli", "admin", "--socket",
-                gw.endpoints.admin_socket, "history", "export", "--status", "DELIVERED",
-                "--output", str(out),
-                stdout=asyncio.subprocess.PIPE, stderr=slave,
-            )
-            os.close(slave)
-            loop = asyncio.get_running_loop()
-            chunks: list[bytes] = []
+        def drain_tty() -> None:
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the child closed its end
+                    return
+                if not data:
+                    return
+                chunks.append(data)
 
-            def drain_tty() -> None:
-                while True:
-                    try:
-                        data = os.read(master, 65536)
-                    except OSError:  # EIO: the child closed its end
-                        return
-                    if not data:
-                        return
-                    chunks.append(data)
-
-            reading = loop.run_in_executor(None, drain_tty)
-            stdout, _ = await proc.communicate()
-            await reading
-            return proc.returncode, stdout, b"".join(chunks)
-        finally:
-            os.close(master)
-            await gw.stop()
-
-    code, _stdout, tty = asyncio.run(run_cli())
+        reading = loop.run_in_executor(None, drain_tty)
+        await proc.communicate()
+        await reading
+    finally:
+        os.close(master)
+    code, tty = proc.returncode, b"".join(chunks)
     assert code == 0, tty
     text = tty.decode()
     assert "100%" in text and f"{ROWS}/{ROWS} rows" in text and "exported 100000 rows" in text

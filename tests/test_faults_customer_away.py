@@ -7,7 +7,6 @@ import asyncio
 import logging
 
 from delivery_helpers import Esme, ready_account, submit_pdu, wait_for
-from gw_helpers import gateway_settings
 from sqlalchemy import func, select
 
 from gateway.app import Gateway
@@ -57,45 +56,37 @@ def assert_exactly_once(ours: set[str], *sessions: Esme) -> None:
     assert {n for n in seen.values()} == {1}, "some receipt arrived twice"
 
 
-async def test_pending_receipts_arrive_once_after_rebind(tmp_path):
+async def test_pending_receipts_arrive_once_after_rebind(make_gateway):
     # Latency spread over the submit burst: receipts keep coming after the customer left.
-    gw = Gateway(gateway_settings(tmp_path / "state", simulator_delay_ms=300))
-    await gw.start()
-    try:
-        account = await ready_account(gw)
-        ours, first = await _leave_during_receipts(gw, account)
-        await _store_has_everything(gw)
-        second = await Esme.bind(*gw.endpoints.smpp, account)
-        await wait_for(lambda: len(first.receipts) + len(second.receipts) >= N, 20)
-        await asyncio.sleep(1.5)  # a duplicate would come with the next sweep
-        await second.close()
-        assert_exactly_once(ours, first, second)
-    finally:
-        await gw.stop()
+    gw = await make_gateway(simulator_delay_ms=300)
+    account = await ready_account(gw)
+    ours, first = await _leave_during_receipts(gw, account)
+    await _store_has_everything(gw)
+    second = await Esme.bind(*gw.endpoints.smpp, account)
+    await wait_for(lambda: len(first.receipts) + len(second.receipts) >= N, 20)
+    await asyncio.sleep(1.5)  # a duplicate would come with the next sweep
+    await second.close()
+    assert_exactly_once(ours, first, second)
 
 
-async def test_pending_receipts_arrive_once_after_a_gateway_restart(tmp_path, caplog):
+async def test_pending_receipts_arrive_once_after_a_gateway_restart(
+    make_gateway, tmp_path, caplog
+):
     caplog.set_level(logging.INFO, logger="gateway.app")
-    settings = gateway_settings(tmp_path / "state", simulator_delay_ms=600)
-    gw = Gateway(settings)
-    await gw.start()
-    try:
-        account = await ready_account(gw)
-        ours, first = await _leave_during_receipts(gw, account)
-    finally:
-        # Stopped while receipts are still being produced: the in-process upstream's
-        # memory goes with the process, the store keeps the rest.
-        await gw.stop()
-    gw = Gateway(settings)
-    await gw.start()
-    try:
-        await _store_has_everything(gw)
-        second = await Esme.bind(*gw.endpoints.smpp, account)
-        await wait_for(lambda: len(first.receipts) + len(second.receipts) >= N, 20)
-        await asyncio.sleep(1.5)
-        await second.close()
-        assert_exactly_once(ours, first, second)
-    finally:
-        await gw.stop()
+    state = tmp_path / "state"
+    gw = await make_gateway(state_dir=state, simulator_delay_ms=600)
+    account = await ready_account(gw)
+    ours, first = await _leave_during_receipts(gw, account)
+    # Stopped while receipts are still being produced: the in-process upstream's
+    # memory goes with the process, the store keeps the rest.
+    await gw.stop()
+    gw = await make_gateway(state_dir=state, simulator_delay_ms=600)
+    await _store_has_everything(gw)
+    second = await Esme.bind(*gw.endpoints.smpp, account)
+    await wait_for(lambda: len(first.receipts) + len(second.receipts) >= N, 20)
+    await asyncio.sleep(1.5)
+    await second.close()
+    assert_exactly_once(ours, first, second)
+    await gw.stop()
     assert any("re-driving" in r.getMessage() for r in caplog.records), (
         "the restart found nothing in flight upstream; the test lost its point")

@@ -11,9 +11,6 @@ import asyncio
 from collections import Counter
 
 from delivery_helpers import Esme, SimProcess, ready_account, submit_pdu, wait_for
-from gw_helpers import gateway_settings
-
-from gateway.app import Gateway
 
 OUTAGE_S = 30.0
 RATE = 40  # submit_sm per second from the customer, all along
@@ -33,11 +30,10 @@ async def _steady_load(esme: Esme, acked: list[str], stop: asyncio.Event) -> Non
         await asyncio.sleep(max(0.0, 0.1 - (loop.time() - started)))
 
 
-async def test_upstream_down_for_30s_under_load_loses_and_repeats_nothing(tmp_path):
+async def test_upstream_down_for_30s_under_load_loses_and_repeats_nothing(make_gateway, tmp_path):
     sim = SimProcess(tmp_path, "--latency-ms", "200").start()
     url = sim.url + "?reconnect_min=0.5&reconnect_max=4&enquire_link_interval=2&response_timeout=3"
-    gw = Gateway(gateway_settings(tmp_path / "state", upstream_url=url))
-    await gw.start()
+    gw = await make_gateway(upstream_url=url)
     try:
         account = await ready_account(gw)
         esme = await Esme.bind(*gw.endpoints.smpp, account)

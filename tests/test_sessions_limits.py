@@ -1,4 +1,4 @@
-"""The token bucket behind messages-per-second limits."""
+"""The token bucket behind messages-per-second limits (gateway/sessions/limits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The outbox and inbound-number repositories on SQLite and PostgreSQL.
+"""The outbox repository (store/outbox) on SQLite and PostgreSQL.
 
 Claims must never hand one message to two workers (two engines stand for two nodes),
 leases must come back after a crash, and cancel/replace must not touch a message that
@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import store_fixtures
 from store_fixtures import StoreDB, new_message
 
 from store import tables
 from store.batcher import WriteBehindBatcher
-from store.inbound import InboundNumbers, InboundNumberTaken
 from store.outbox import Handed, OutboxStore
 
 store_db = store_fixtures.store_db
@@ -114,15 +112,3 @@ async def test_cancel_and_replace_only_touch_messages_not_in_flight(store_db: St
     assert [r["id"] for r in await outbox.cancel(account_id, now, message_id=ids[1])] == [ids[1]]
     assert await outbox.cancel(account_id, now, message_id=ids[1]) == []
     assert await outbox.waiting() == 1
-
-
-async def test_inbound_numbers_have_one_owner(store_db: StoreDB) -> None:
-    first, second = await _account(store_db, "one"), await _account(store_db, "two")
-    numbers = InboundNumbers(store_db.engine)
-    assert await numbers.add(first, "+33 7 00 00 00 01") == "33700000001"
-    with pytest.raises(InboundNumberTaken):
-        await numbers.add(second, "0033700000001")
-    assert await numbers.owners(["33700000001", "33799999999"]) == {"33700000001": first}
-    assert await numbers.list(first) == ["33700000001"]
-    assert await numbers.remove(first, "33700000001")
-    assert await numbers.owners(["33700000001"]) == {}

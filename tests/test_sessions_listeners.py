@@ -1,4 +1,6 @@
-"""The TLS listener, and a session that floods garbage harming no one else."""
+"""The session listeners (gateway/sessions/listeners) over real TCP: the TLS port with
+its TLS 1.3 minimum, and a session flooding garbage PDUs while another keeps its
+submit latency."""
 
 from __future__ import annotations
 
@@ -7,13 +9,13 @@ import random
 import ssl
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 import trustme
-from gw_helpers import gateway_settings, new_account
+from gw_helpers import new_account
 from smpp_client import RawClient
 
-from gateway.app import Gateway
 from pdu.codec import PDU_CLASSES, BindTransceiver, CommandId, SubmitSm
 from pdu.status import CommandStatus as S
 
@@ -22,19 +24,18 @@ GOOD_SUBMIT = {"source_addr_ton": 5, "source_addr": "ovh123", "dest_addr_ton": 1
 
 
 @pytest.fixture
-async def tls_gateway(tmp_path):
-    ca = trustme.CA()
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_settings(ca: trustme.CA, tmp_path: Path) -> dict:
+    """Settings for a TLS port serving a certificate for 127.0.0.1 signed by `ca`."""
     cert = ca.issue_cert("127.0.0.1", "localhost")
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
     cert.private_key_pem.write_to_path(str(key_path))
-    gw = Gateway(gateway_settings(tmp_path / "state", tls_port=0, tls_cert=cert_path,
-                                  tls_key=key_path))
-    await gw.start()
-    try:
-        yield gw, ca
-    finally:
-        await gw.stop()
+    return {"tls_port": 0, "tls_cert": cert_path, "tls_key": key_path}
 
 
 def _client_context(ca: trustme.CA, max_version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
@@ -46,8 +47,8 @@ def _client_context(ca: trustme.CA, max_version: ssl.TLSVersion | None = None) -
     return context
 
 
-async def test_tls_client_binds_and_submits(tls_gateway):
-    gw, ca = tls_gateway
+async def test_tls_client_binds_and_submits(make_gateway, tls_settings, ca):
+    gw = await make_gateway(**tls_settings)
     account = await new_account(gw)
     host, port = gw.endpoints.tls
     reader, writer = await asyncio.open_connection(host, port, ssl=_client_context(ca),
@@ -61,8 +62,8 @@ async def test_tls_client_binds_and_submits(tls_gateway):
     await client.close()
 
 
-async def test_tls12_only_client_is_refused_when_minimum_is_13(tls_gateway):
-    gw, ca = tls_gateway
+async def test_tls12_only_client_is_refused_when_minimum_is_13(make_gateway, tls_settings, ca):
+    gw = await make_gateway(**tls_settings)
     host, port = gw.endpoints.tls
     with pytest.raises((ssl.SSLError, ConnectionError)):
         await asyncio.open_connection(
@@ -99,57 +100,53 @@ async def _submit_loop(client: RawClient, stop: asyncio.Event, latencies: list, 
         statuses.append(resp.command_status)
 
 
-async def test_garbage_flood_harms_no_other_session(tmp_path):
-    gw = Gateway(gateway_settings(tmp_path / "state", default_window=1000))
-    await gw.start()
-    try:
-        victim_account = await new_account(gw, credits="100000")
-        flood_account = await new_account(gw, credits="100000")
-        victim = await RawClient.connect(*gw.endpoints.smpp)
-        assert (await victim.bind(victim_account["system_id"],
-                                  victim_account["password"])).command_status == 0
-        baseline: list[float] = []
-        statuses: list[int] = []
-        stop = asyncio.Event()
-        quiet = asyncio.create_task(_submit_loop(victim, stop, baseline, statuses))
-        await asyncio.sleep(1.0)
-        stop.set()
-        await quiet
+async def test_garbage_flood_harms_no_other_session(make_gateway):
+    gw = await make_gateway(default_window=1000)
+    victim_account = await new_account(gw, credits="100000")
+    flood_account = await new_account(gw, credits="100000")
+    victim = await RawClient.connect(*gw.endpoints.smpp)
+    assert (await victim.bind(victim_account["system_id"],
+                              victim_account["password"])).command_status == 0
+    baseline: list[float] = []
+    statuses: list[int] = []
+    stop = asyncio.Event()
+    quiet = asyncio.create_task(_submit_loop(victim, stop, baseline, statuses))
+    await asyncio.sleep(1.0)
+    stop.set()
+    await quiet
 
-        flooder = await RawClient.connect(*gw.endpoints.smpp)
-        assert (await flooder.bind(flood_account["system_id"], flood_account["password"],
-                                   cls=BindTransceiver)).command_status == 0
-        answers = 0
+    flooder = await RawClient.connect(*gw.endpoints.smpp)
+    assert (await flooder.bind(flood_account["system_id"], flood_account["password"],
+                               cls=BindTransceiver)).command_status == 0
+    answers = 0
 
-        async def drain() -> None:
-            nonlocal answers
-            while answers < FLOOD:
-                await flooder.read(timeout=30)
-                answers += 1
+    async def drain() -> None:
+        nonlocal answers
+        while answers < FLOOD:
+            await flooder.read(timeout=30)
+            answers += 1
 
-        reader = asyncio.create_task(drain())
-        during: list[float] = []
-        stop = asyncio.Event()
-        busy = asyncio.create_task(_submit_loop(victim, stop, during, statuses))
-        frames = _garbage_frames(FLOOD)
-        # In bursts of 100, so the victim keeps submitting all through the flood.
-        for i in range(0, FLOOD, 100):
-            await flooder.send_raw(b"".join(frames[i : i + 100]))
-            await asyncio.sleep(0.01)
-        await asyncio.wait_for(reader, 60)
-        stop.set()
-        await busy
+    reader = asyncio.create_task(drain())
+    during: list[float] = []
+    stop = asyncio.Event()
+    busy = asyncio.create_task(_submit_loop(victim, stop, during, statuses))
+    frames = _garbage_frames(FLOOD)
+    # In bursts of 100, so the victim keeps submitting all through the flood.
+    for i in range(0, FLOOD, 100):
+        await flooder.send_raw(b"".join(frames[i : i + 100]))
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(reader, 60)
+    stop.set()
+    await busy
 
-        assert answers == FLOOD  # every garbage PDU got an answer (a nack or a response)
-        assert set(statuses) == {0}
-        assert gw.endpoints.smpp and (await victim.request(SubmitSm(**GOOD_SUBMIT))).command_status == 0
-        print(f"\nvictim submit latency p50 quiet {statistics.median(baseline) * 1000:.2f} ms, "
-              f"during flood {statistics.median(during) * 1000:.2f} ms "
-              f"({len(baseline)} / {len(during)} submits)")
-        await flooder.close()
-        await victim.close()
-    finally:
-        await gw.stop()
+    assert answers == FLOOD  # every garbage PDU got an answer (a nack or a response)
+    assert set(statuses) == {0}
+    assert gw.endpoints.smpp and (await victim.request(SubmitSm(**GOOD_SUBMIT))).command_status == 0
+    print(f"\nvictim submit latency p50 quiet {statistics.median(baseline) * 1000:.2f} ms, "
+          f"during flood {statistics.median(during) * 1000:.2f} ms "
+          f"({len(baseline)} / {len(during)} submits)")
+    await flooder.close()
+    await victim.close()
 
 
 def test_status_of_flooded_unknown_command_is_invalid_command_id():

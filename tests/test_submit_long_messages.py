@@ -1,5 +1,6 @@
-"""Long messages as real clients send them: UDH parts (smpplib), sar TLVs (aiosmpplib)
-and one long message_payload; each counted, priced and receipted correctly."""
+"""Long messages through the submit pipeline (gateway/submit) as real clients send them:
+UDH parts (smpplib), sar TLVs (aiosmpplib) and one long message_payload; each counted,
+priced and receipted correctly."""
 
 from __future__ import annotations
 

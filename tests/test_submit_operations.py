@@ -1,16 +1,21 @@
-"""submit_multi, replace_sm, replace_if_present_flag, default validity and SMPP 5.0
-sessions, over real TCP against a whole gateway, the books checked after each."""
+"""Submit operations over real TCP against a whole gateway (gateway/submit): submit_multi,
+query_sm, cancel_sm, replace_sm, replace_if_present_flag, the default validity period,
+and what an SMPP 5.0 session is told (congestion_state, sc_interface_version); the books
+checked after the operations that move money."""
 
 from __future__ import annotations
 
 import asyncio
 
 from delivery_helpers import Esme, SimProcess, ready_account, submit_pdu, wait_for
-from gw_helpers import admin, gateway_settings
+from gw_helpers import admin
+from sqlalchemy import func, select
 
 from gateway.app import Gateway
 from pdu.codec import (
     BindTransceiver,
+    CancelSm,
+    QuerySm,
     ReplaceSm,
     SmeDest,
     SubmitMulti,
@@ -18,9 +23,19 @@ from pdu.codec import (
 from pdu.receipt import parse_receipt
 from pdu.status import CommandStatus as S
 from pdu.tlv import Tag, as_cstr, as_int
+from store import tables
 from store.invariants import ledger_violations
+from store.ledger import LedgerStore
 
 IN_AN_HOUR = "000000010000000R"  # relative schedule: the message waits in the outbox
+
+
+async def _statuses(gw: Gateway) -> dict[str, int]:
+    async with gw.engine.connect() as conn:
+        rows = await conn.execute(
+            select(tables.messages.c.status, func.count()).group_by(tables.messages.c.status)
+        )
+        return {status: n for status, n in rows}
 
 
 async def _books_balance(gw: Gateway) -> None:
@@ -142,13 +157,73 @@ async def test_replace_if_present_replaces_the_waiting_message_and_refunds_it(ga
     await _books_balance(gateway)
 
 
-async def test_no_validity_period_expires_at_the_default_with_a_receipt(tmp_path):
+async def test_query_sm_answers_from_history(make_gateway):
+    gw = await make_gateway(simulator_delay_ms=5)
+    account = await ready_account(gw)
+    esme = await Esme.bind(*gw.endpoints.smpp, account)
+    (resp,) = await esme.submit_many([submit_pdu("33612345678")])
+    await wait_for(lambda: resp.message_id in esme.receipts, 10)
+    answer = await esme.request(QuerySm(message_id=resp.message_id, source_addr="ACME"))
+    assert answer.command_status == 0
+    assert (answer.message_id, answer.message_state, answer.error_code) == (
+        resp.message_id, 2, 0)
+    assert len(answer.final_date) == 16 and answer.final_date.endswith("00+")
+    waiting = await esme.request(
+        submit_pdu("33612345679", schedule_delivery_time="000000010000000R"))
+    pending = await esme.request(QuerySm(message_id=waiting.message_id))
+    assert (pending.message_state, pending.final_date) == (1, "")  # ENROUTE, not final
+    unknown = await esme.request(QuerySm(message_id="12345"))
+    assert unknown.command_status == S.ESME_RQUERYFAIL
+    malformed = await esme.request(QuerySm(message_id="abc"))
+    assert malformed.command_status == S.ESME_RINVMSGID
+    other = await ready_account(gw)
+    stranger = await Esme.bind(*gw.endpoints.smpp, other)
+    theirs = await stranger.request(QuerySm(message_id=resp.message_id))
+    assert theirs.command_status == S.ESME_RQUERYFAIL  # not another account's history
+    await stranger.close()
+    await esme.close()
+
+
+async def test_cancel_sm_cancels_only_messages_still_waiting(make_gateway):
+    gw = await make_gateway(simulator_delay_ms=5)
+    account = await ready_account(gw)
+    esme = await Esme.bind(*gw.endpoints.smpp, account)
+    (sent,) = await esme.submit_many([submit_pdu("33612345678")])
+    await wait_for(lambda: sent.message_id in esme.receipts, 10)
+    # Scheduled an hour ahead: it waits in the outbox.
+    waiting = await esme.request(
+        submit_pdu("33612345679", schedule_delivery_time="000000010000000R"))
+    assert waiting.command_status == 0
+    charged = gw.accounts.get(account["system_id"]).balance
+    ok = await esme.request(CancelSm(message_id=waiting.message_id, source_addr="ACME"))
+    assert ok.command_status == 0
+    cancelled = await gw.messages.get(int(waiting.message_id))
+    assert cancelled["status"] == "DELETED"
+    # What it cost comes back, in memory and in the store, as a refund ledger row.
+    assert gw.accounts.get(account["system_id"]).balance == charged + cancelled["cost"]
+    assert await LedgerStore(gw.engine).balance(account["system_id"]) == (
+        charged + cancelled["cost"]
+    )
+    assert await ledger_violations(gw.engine) == []
+    await wait_for(lambda: waiting.message_id in esme.receipts, 10)
+    assert parse_receipt(esme.receipts[waiting.message_id][0].short_message).stat == "DELETED"
+    again = await esme.request(CancelSm(message_id=waiting.message_id))
+    assert again.command_status == S.ESME_RCANCELFAIL
+    gone = await esme.request(CancelSm(message_id=sent.message_id))
+    assert gone.command_status == S.ESME_RCANCELFAIL  # already delivered upstream
+    # By addresses: every waiting message from ACME to that number.
+    for _ in range(2):
+        await esme.request(submit_pdu("33600000077", schedule_delivery_time="000000010000000R"))
+    by_addr = await esme.request(CancelSm(source_addr="ACME", destination_addr="33600000077"))
+    assert by_addr.command_status == 0
+    assert (await _statuses(gw)).get("ACCEPTED", 0) == 0
+    await esme.close()
+
+
+async def test_no_validity_period_expires_at_the_default_with_a_receipt(make_gateway, tmp_path):
     sim = SimProcess(tmp_path, "--never-answer").start()
-    gw = Gateway(gateway_settings(
-        tmp_path / "state", default_validity=4.0, outbox_retry_min=0.5,
-        upstream_url=sim.url + "?response_timeout=1",
-    ))
-    await gw.start()
+    gw = await make_gateway(default_validity=4.0, outbox_retry_min=0.5,
+                            upstream_url=sim.url + "?response_timeout=1")
     try:
         await wait_for(lambda: gw.connectors["default"].is_up, 10)
         esme = await Esme.bind(*gw.endpoints.smpp, await ready_account(gw))

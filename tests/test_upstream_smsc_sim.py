@@ -1,7 +1,8 @@
-"""The standalone SMSC simulator over real TCP, with a raw ESME on the other end.
+"""The standalone SMSC simulator (gateway/upstream/smsc_sim) over real TCP, with a raw
+ESME on the other end.
 
 Most tests run its server in this event loop (`SimServer.start`/`stop`, what `serve()`
-runs); the hung-upstream one runs `python -m gateway.smsc_sim` as operators do.
+runs); the hung-upstream one runs `python -m gateway.upstream.smsc_sim` as operators do.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from delivery_helpers import SimProcess
 from smpp_client import RawClient
 
-from gateway.smsc_sim import SimServer, build_parser
+from gateway.upstream.smsc_sim import SimServer, build_parser
 from pdu.codec import (
     HEADER_SIZE,
     AlertNotification,

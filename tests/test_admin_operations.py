@@ -1,5 +1,7 @@
-"""Account control through the real admin socket of an in-process gateway, with real
-binds and submits over TCP and a real SMTP server (aiosmtpd) on 127.0.0.1."""
+"""The admin operations (gateway/admin/ops) through the real admin socket of an
+in-process gateway: accounts, credentials and IPs, senders, rates, credits, the STOP
+list, history and audit; their effect checked with real binds and submits over TCP and
+a real SMTP server (aiosmtpd) on 127.0.0.1, and the books checked after every test."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from email import message_from_bytes
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope
-from gw_helpers import AdminFailed, admin, gateway_settings, new_account
+from gw_helpers import AdminFailed, MakeGateway, admin, new_account
 from smpp_client import RawClient
 from sqlalchemy import select
 
@@ -28,6 +30,11 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Envelope] = []
         self.arrived = asyncio.Event()
+        self.port = 0
+
+    def gateway_settings(self) -> dict:
+        """The settings of a gateway that mails here."""
+        return {"smtp_host": "127.0.0.1", "smtp_port": self.port, "smtp_from": "noc@gw.test"}
 
     async def handle_DATA(self, server, session, envelope: Envelope) -> str:
         self.messages.append(envelope)
@@ -43,39 +50,37 @@ class Mailbox:
 
 
 @pytest.fixture
-async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
+async def mailbox() -> AsyncIterator[Mailbox]:
+    """An SMTP server on loopback. Tests name it before `make_gateway`, so that their
+    gateway stops before the server does."""
     box = Mailbox()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(box), "127.0.0.1", 0)
+    box.port = server.sockets[0].getsockname()[1]
     try:
-        yield box, server.sockets[0].getsockname()[1]
+        yield box
     finally:
         server.close()
         await server.wait_closed()
 
 
 @pytest.fixture
-async def mail_gateway(tmp_path, mailbox) -> AsyncIterator[tuple[Gateway, Mailbox]]:
-    box, port = mailbox
-    gw = Gateway(gateway_settings(tmp_path / "m", smtp_host="127.0.0.1", smtp_port=port,
-                                  smtp_from="noc@gw.test"))
-    await gw.start()
-    try:
-        yield gw, box
-    finally:
+async def make_gateway(make_gateway: MakeGateway) -> AsyncIterator[MakeGateway]:
+    """conftest's `make_gateway` (and so `gateway`), with the money invariants checked
+    on every gateway of this module's scenarios once it has stopped and committed
+    everything."""
+    made: list[Gateway] = []
+
+    async def make(**settings) -> Gateway:
+        gw = await make_gateway(**settings)
+        made.append(gw)
+        return gw
+
+    yield make
+    for gw in made:
         await gw.stop()
-
-
-@pytest.fixture(autouse=True)
-async def _books_balance_after_every_test(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """The money invariants, checked after every scenario of this module (autouse
-    fixtures are torn down last, so the gateway has stopped and committed everything)."""
-    yield
-    for value in request.node.funcargs.values():
-        gw = value[0] if isinstance(value, tuple) else value
-        if isinstance(gw, Gateway) and hasattr(gw, "engine"):
-            assert await ledger_violations(gw.engine) == []
-            await gw.engine.dispose()
+        assert await ledger_violations(gw.engine) == []
+        await gw.engine.dispose()
 
 
 async def _books_balance(gw: Gateway) -> None:
@@ -216,22 +221,19 @@ async def test_ip_changes_apply_to_the_next_bind(gateway: Gateway) -> None:
     await expect_refusal(admin(gateway, "ip.add", system_id="smpp-nobody", ip="10.0.0.1"), "unknown")
 
 
-async def test_ip_list_has_a_maximum(tmp_path) -> None:
-    gw = Gateway(gateway_settings(tmp_path / "g", max_allowed_ips=3))
-    await gw.start()
-    try:
-        sid = (await new_account(gw, ips=("10.0.0.1", "10.0.0.2")))["system_id"]
-        await admin(gw, "ip.add", system_id=sid, ip="10.0.0.3")
-        await expect_refusal(admin(gw, "ip.add", system_id=sid, ip="10.0.0.4"), "maximum of 3")
-        assert len((await admin(gw, "ip.list", system_id=sid))["allowed_ips"]) == 3
-    finally:
-        await gw.stop()
+async def test_ip_list_has_a_maximum(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway(max_allowed_ips=3)
+    sid = (await new_account(gw, ips=("10.0.0.1", "10.0.0.2")))["system_id"]
+    await admin(gw, "ip.add", system_id=sid, ip="10.0.0.3")
+    await expect_refusal(admin(gw, "ip.add", system_id=sid, ip="10.0.0.4"), "maximum of 3")
+    assert len((await admin(gw, "ip.list", system_id=sid))["allowed_ips"]) == 3
 
 
 async def test_password_rotation_mails_the_contact_and_audits_no_secret(
-    mail_gateway: tuple[Gateway, Mailbox],
+    mailbox: Mailbox, make_gateway: MakeGateway,
 ) -> None:
-    gw, box = mail_gateway
+    box = mailbox
+    gw = await make_gateway(**box.gateway_settings())
     account = await new_account(gw, contact_email="ops@acme.test")
     sid = account["system_id"]
     rotated = await admin(gw, "password.rotate", system_id=sid)
@@ -251,18 +253,13 @@ async def test_password_rotation_mails_the_contact_and_audits_no_secret(
     assert "no contact" in again["emailed_to"] and len(box.messages) == 1
 
 
-async def test_password_rotation_survives_a_dead_mail_server(tmp_path) -> None:
+async def test_password_rotation_survives_a_dead_mail_server(make_gateway: MakeGateway) -> None:
     # A port nobody listens on: the rotation still succeeds and reports the failure.
-    gw = Gateway(gateway_settings(tmp_path / "d", smtp_host="127.0.0.1", smtp_port=9,
-                                  smtp_timeout=2.0))
-    await gw.start()
-    try:
-        account = await new_account(gw, contact_email="ops@acme.test")
-        rotated = await admin(gw, "password.rotate", system_id=account["system_id"])
-        assert rotated["emailed_to"].startswith("not sent")
-        assert await _bind_status(gw, account["system_id"], rotated["password"]) == S.ESME_ROK
-    finally:
-        await gw.stop()
+    gw = await make_gateway(smtp_host="127.0.0.1", smtp_port=9, smtp_timeout=2.0)
+    account = await new_account(gw, contact_email="ops@acme.test")
+    rotated = await admin(gw, "password.rotate", system_id=account["system_id"])
+    assert rotated["emailed_to"].startswith("not sent")
+    assert await _bind_status(gw, account["system_id"], rotated["password"]) == S.ESME_ROK
 
 
 # --- senders ----------------------------------------------------------------------
@@ -495,9 +492,10 @@ async def test_auto_topup_refills_after_a_debit_within_the_monthly_cap(gateway: 
 
 
 async def test_low_balance_alert_mails_logs_and_counts_once_per_crossing(
-    mail_gateway: tuple[Gateway, Mailbox], caplog: pytest.LogCaptureFixture
+    mailbox: Mailbox, make_gateway: MakeGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    gw, box = mail_gateway
+    box = mailbox
+    gw = await make_gateway(**box.gateway_settings())
     account = await new_account(gw, credits="3", contact_email="billing@acme.test")
     sid = account["system_id"]
     await admin(gw, "credits.alert", system_id=sid, threshold="2")

@@ -1,4 +1,5 @@
-"""What reaches a real upstream (the standalone simulator over TCP) and what comes back.
+"""What the SMPP connector (gateway/upstream/smpp) of a whole gateway hands a real upstream
+(the standalone simulator over TCP), and what comes back to the customer.
 
 The client's own parts arrive linked as it linked them, with its other parameters; a
 long message_payload is split for the upstream by its `long_messages` setting and
@@ -13,7 +14,7 @@ import asyncio
 
 import pytest
 from delivery_helpers import Esme, SimProcess, ready_account, submit_pdu, wait_for
-from gw_helpers import gateway_settings
+from gw_helpers import MakeGateway
 
 from gateway.app import Gateway
 from pdu.codec import BindReceiver, BindTransmitter
@@ -24,10 +25,10 @@ from pdu.udh import build_concat_udh
 LONG_GSM = ("Long messages reach the handset whole. " * 12)[:400]
 
 
-async def _gateway(tmp_path, sim: SimProcess, query: str = "") -> Gateway:
-    url = sim.url + "?response_timeout=3" + query
-    gw = Gateway(gateway_settings(tmp_path / "state", upstream_url=url))
-    await gw.start()
+async def _gateway_bound_to(make_gateway: MakeGateway, sim: SimProcess,
+                            query: str = "") -> Gateway:
+    """A gateway whose one upstream is `sim`, once its connector is bound there."""
+    gw = await make_gateway(upstream_url=sim.url + "?response_timeout=3" + query)
     await wait_for(lambda: gw.connectors["default"].is_up, 10, "the upstream bind")
     return gw
 
@@ -36,9 +37,9 @@ def _by_text(sim: SimProcess) -> dict[str, dict]:
     return {m["text"]: m for m in sim.accepted()}
 
 
-async def test_client_parts_and_parameters_reach_the_upstream_linked(tmp_path):
+async def test_client_parts_and_parameters_reach_the_upstream_linked(make_gateway, tmp_path):
     sim = SimProcess(tmp_path, "--latency-ms", "20").start()
-    gw = await _gateway(tmp_path, sim)
+    gw = await _gateway_bound_to(make_gateway, sim)
     try:
         esme = await Esme.bind(*gw.endpoints.smpp, await ready_account(gw))
         udh_parts = [
@@ -76,9 +77,11 @@ async def test_client_parts_and_parameters_reach_the_upstream_linked(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["udh", "sar"])
-async def test_long_payload_is_split_for_the_upstream_and_gets_one_receipt(tmp_path, mode):
+async def test_long_payload_is_split_for_the_upstream_and_gets_one_receipt(
+    make_gateway, tmp_path, mode
+):
     sim = SimProcess(tmp_path, "--latency-ms", "20").start()
-    gw = await _gateway(tmp_path, sim, f"&long_messages={mode}")
+    gw = await _gateway_bound_to(make_gateway, sim, f"&long_messages={mode}")
     try:
         account = await ready_account(gw, credits="10")
         esme = await Esme.bind(*gw.endpoints.smpp, account)
@@ -104,9 +107,9 @@ async def test_long_payload_is_split_for_the_upstream_and_gets_one_receipt(tmp_p
     assert (row["status"], row["segments"], row["cost"]) == ("DELIVERED", 3, 300)
 
 
-async def test_one_failed_segment_fails_the_message_in_its_one_receipt(tmp_path):
+async def test_one_failed_segment_fails_the_message_in_its_one_receipt(make_gateway, tmp_path):
     sim = SimProcess(tmp_path, "--latency-ms", "20", "--fail-part", "2").start()
-    gw = await _gateway(tmp_path, sim)
+    gw = await _gateway_bound_to(make_gateway, sim)
     try:
         esme = await Esme.bind(*gw.endpoints.smpp, await ready_account(gw))
         (resp,) = await esme.submit_many([submit_pdu(
@@ -124,9 +127,9 @@ async def test_one_failed_segment_fails_the_message_in_its_one_receipt(tmp_path)
     assert row["status"] == "UNDELIVERABLE"
 
 
-async def test_payload_mode_sends_the_long_message_whole(tmp_path):
+async def test_payload_mode_sends_the_long_message_whole(make_gateway, tmp_path):
     sim = SimProcess(tmp_path, "--latency-ms", "20").start()
-    gw = await _gateway(tmp_path, sim, "&long_messages=payload")
+    gw = await _gateway_bound_to(make_gateway, sim, "&long_messages=payload")
     try:
         esme = await Esme.bind(*gw.endpoints.smpp, await ready_account(gw))
         (resp,) = await esme.submit_many([submit_pdu(
@@ -142,9 +145,11 @@ async def test_payload_mode_sends_the_long_message_whole(tmp_path):
     assert (text.sub, text.dlvrd, text.stat) == (3, 3, "DELIVRD")
 
 
-async def test_receipts_reach_the_client_through_a_tx_rx_pair_and_as_data_sm(tmp_path):
+async def test_receipts_reach_the_client_through_a_tx_rx_pair_and_as_data_sm(
+    make_gateway, tmp_path
+):
     sim = SimProcess(tmp_path, "--latency-ms", "20", "--receipt-pdu", "data_sm").start()
-    gw = await _gateway(tmp_path, sim, "&bind=transmitter%2Breceiver")
+    gw = await _gateway_bound_to(make_gateway, sim, "&bind=transmitter%2Breceiver")
     try:
         account = await ready_account(gw)
         # The customer binds a pair too: submits on its TX, receipts on its RX.
@@ -163,10 +168,12 @@ async def test_receipts_reach_the_client_through_a_tx_rx_pair_and_as_data_sm(tmp
     assert len(sim.accepted()) == 20
 
 
-async def test_absent_subscriber_with_set_dpf_comes_back_as_alert_notification(tmp_path):
+async def test_absent_subscriber_with_set_dpf_comes_back_as_alert_notification(
+    make_gateway, tmp_path
+):
     sim = SimProcess(tmp_path, "--latency-ms", "20", "--mix", "absent=1",
                      "--alert-after-ms", "300").start()
-    gw = await _gateway(tmp_path, sim)
+    gw = await _gateway_bound_to(make_gateway, sim)
     try:
         esme = await Esme.bind(*gw.endpoints.smpp, await ready_account(gw))
         asked, not_asked = await esme.submit_many([

@@ -1,5 +1,6 @@
-"""`smppgw admin` account-control subcommands as an operator runs them: a real process
-talking to the admin socket of a gateway running in this test."""
+"""`smppgw admin` (gateway/cli/admin) as an operator runs it: a real process talking to
+the admin socket of a gateway running in this test, its output, exit codes and the
+effect of its commands on the next bind."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 
 import pytest
 from gw_helpers import new_account
+from smpp_client import RawClient
 
 from gateway.app import Gateway
+from pdu.status import CommandStatus as S
 
 
 async def _cli(gw: Gateway, *args: str) -> tuple[int, str, str]:
@@ -132,3 +135,19 @@ async def test_export_error_and_usage_errors(gateway: Gateway, tmp_path) -> None
     assert not (tmp_path / "x.csv").exists()
     code, _, err = await _cli(gateway, "sender", "set-state", "x", "ACME", "approved")
     assert code == 2 and "invalid choice" in err
+
+
+async def test_password_rotation_through_the_cli(gateway):
+    account = await new_account(gateway)
+    code, out, err = await _cli(gateway, "password", "rotate", account["system_id"], "--json")
+    assert code == 0, err
+    new_password = json.loads(out)["password"]
+    assert new_password != account["password"] and len(new_password) == 8
+    old = await RawClient.connect(*gateway.endpoints.smpp)
+    assert (await old.bind(account["system_id"], account["password"])).command_status == (
+        S.ESME_RINVPASWD
+    )
+    await old.close()
+    new = await RawClient.connect(*gateway.endpoints.smpp)
+    assert (await new.bind(account["system_id"], new_password)).command_status == 0
+    await new.close()

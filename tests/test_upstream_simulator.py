@@ -1,4 +1,5 @@
-"""The simulated mobile network and the in-process simulator connector.
+"""The simulated mobile network and the in-process simulator connector
+(gateway/upstream/simulator).
 
 Receipts for each outcome, network_error_code as SMPP 3.4 encodes it, alert_notification
 for a subscriber who comes back, and the connector's timers that deliver them.

@@ -1,4 +1,5 @@
-"""outbind: the gateway dials an account's listening ESME when receipts wait for it.
+"""outbind (gateway/sessions/outbind): the gateway dials an account's listening ESME
+when receipts wait for it.
 
 The ESME here is a plain asyncio server speaking SMPP through the test codec client:
 it gets outbind with the credentials the operator configured, binds as a receiver on

@@ -1,4 +1,5 @@
-"""submit_sm checks, table-driven: each refusal pinned to its command_status."""
+"""The submit_sm checks of gateway/submit/validation, table-driven: each refusal pinned
+to its command_status, segments counted, validity and schedule resolved."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.accounts import Sender
-from gateway.submit.validation import SubmitPolicy, SubmitRejected, check_submit
+from gateway.accounts import Sender, SubmitPolicy
+from gateway.submit.validation import SubmitRejected, check_submit
 from pdu.codec import SubmitSm
 from pdu.status import CommandStatus as S
 from pdu.tlv import Tag, int_tlv

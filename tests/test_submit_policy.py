@@ -1,11 +1,12 @@
-"""Account policy on the wire: STOP-listed recipients, unrouted destinations, senders."""
+"""Account policy applied by the submit pipeline, on the wire: STOP-listed recipients
+(failed receipt or refusal, and a STOP reply from a mobile), destinations without a
+route, senders not enabled, and the per-account choice of vendor TLVs on receipts."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-from gw_helpers import admin, gateway_settings, new_account
+from gw_helpers import admin, new_account
 from smpp_client import RawClient
 
 from gateway.app import Gateway
@@ -55,22 +56,11 @@ async def test_stop_list_in_refuse_mode_refuses_the_submit(gateway):
     await client.close()
 
 
-@pytest.fixture
-async def france_only(tmp_path):
-    gw = Gateway(gateway_settings(
-        tmp_path / "state",
+async def test_destination_without_a_route_is_refused_at_submit(make_gateway):
+    gw = await make_gateway(  # France only
         upstreams=[{"name": "sim", "type": "simulator"}],
         routes=[{"prefix": "33", "connectors": ["sim"]}],
-    ))
-    await gw.start()
-    try:
-        yield gw
-    finally:
-        await gw.stop()
-
-
-async def test_destination_without_a_route_is_refused_at_submit(france_only):
-    gw = france_only
+    )
     account = await new_account(gw, credits="10")
     client = await _bound(gw, account)
     assert (await client.request(_submit("447700900123"))).command_status == S.ESME_RINVDSTADR

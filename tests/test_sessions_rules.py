@@ -1,4 +1,5 @@
-"""Session rules over real TCP: bind states, limits, throttles, framing, timers.
+"""The customer session's rules (gateway/sessions on pdu.link) over real TCP: bind
+states, bind limits, rate and window throttles, framing errors, timers, shutdown.
 
 Each case pins the command_status (or the closing of the connection) the SMPP 3.4
 specification, or the provider's vendor table, gives for it.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from gw_helpers import gateway_settings, new_account
+from gw_helpers import new_account
 from smpp_client import RawClient
 
 from gateway.app import Gateway
@@ -19,7 +20,6 @@ from pdu.codec import (
     BindTransmitter,
     CommandId,
     DataSm,
-    DistributionList,
     EnquireLink,
     GenericNack,
     Outbind,
@@ -30,25 +30,9 @@ from pdu.codec import (
     Unbind,
 )
 from pdu.status import CommandStatus as S
-from pdu.tlv import Tag
 
 GOOD_SUBMIT = {"source_addr_ton": 5, "source_addr": "ovh123", "dest_addr_ton": 1,
                "dest_addr_npi": 1, "destination_addr": "33601020304", "short_message": b"hi"}
-
-
-@pytest.fixture
-async def make_gateway(tmp_path):
-    started: list[Gateway] = []
-
-    async def start(**overrides) -> Gateway:
-        gw = Gateway(gateway_settings(tmp_path / f"gw{len(started)}", **overrides))
-        await gw.start()
-        started.append(gw)
-        return gw
-
-    yield start
-    for gw in started:
-        await gw.stop()
 
 
 async def _bound(gw: Gateway, account: dict, cls=BindTransceiver) -> RawClient:
@@ -222,43 +206,6 @@ async def test_session_is_unbound_at_its_maximum_age(make_gateway):
     account = await new_account(gw)
     client = await _bound(gw, account)
     await client.wait_received(CommandId.UNBIND, timeout=5)
-
-
-async def test_submit_multi_answers_per_destination(gateway):
-    account = await new_account(gateway)
-    client = await _bound(gateway, account)
-    resp = await client.request(SubmitMulti(
-        source_addr_ton=5, source_addr="ovh123", short_message=b"all",
-        dest_addresses=[SmeDest(1, 1, "33601020304"), SmeDest(1, 1, "0601"),
-                        DistributionList("friends"), SmeDest(1, 1, "33601020305")]))
-    assert resp.command_status == 0 and resp.message_id
-    assert {(u.addr, u.error_status_code) for u in resp.unsuccess_smes} == {
-        ("0601", S.ESME_RINVDSTADR), ("friends", S.ESME_RCNTSUBDL)}
-    shown = gateway.accounts.get(account["system_id"])
-    assert shown.balance == 1000_00 - 2 * 100
-    await client.close()
-
-
-async def test_data_sm_is_accepted_with_its_payload(gateway):
-    account = await new_account(gateway)
-    client = await _bound(gateway, account)
-    resp = await client.request(DataSm(
-        source_addr_ton=5, source_addr="ovh123", dest_addr_ton=1, dest_addr_npi=1,
-        destination_addr="33601020304", tlvs=[(Tag.MESSAGE_PAYLOAD, b"a" * 300)]))
-    assert resp.command_id == CommandId.DATA_SM_RESP and resp.command_status == 0
-    # 300 GSM characters are two segments, each charged.
-    assert gateway.accounts.get(account["system_id"]).balance == 1000_00 - 200
-    await client.close()
-
-
-async def test_vendor_status_for_unsupported_coding_and_bad_gsm(gateway):
-    account = await new_account(gateway)
-    client = await _bound(gateway, account)
-    bad_dc = await client.request(SubmitSm(**{**GOOD_SUBMIT, "data_coding": 0x05}))
-    bad_gsm = await client.request(SubmitSm(**{**GOOD_SUBMIT, "short_message": b"\xff\xfe"}))
-    assert bad_dc.command_status == S.ESME_RUNSDATACODING
-    assert bad_gsm.command_status == S.ESME_RINVGSM7CODING
-    await client.close()
 
 
 async def test_shutdown_unbinds_sessions(make_gateway):
