@@ -60,7 +60,8 @@ async def _serve(settings: Settings) -> int:
         print(
             "smppgw: demo account created (the password is shown only this once):\n"
             f"  system_id={demo['system_id']} password={demo['password']} "
-            f"credits={demo['balance']} allowed_ips={','.join(demo['allowed_ips'])}",
+            f"credits={demo['balance']} allowed_ips={','.join(demo['allowed_ips'])} "
+            f"senders={','.join(demo['senders_enabled'])}",
             file=out,
         )
     print("smppgw: ready", file=out)
