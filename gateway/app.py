@@ -123,10 +123,12 @@ class Gateway:
         )
 
         # Upstreams and the outbox that feeds them.
-        self.connectors, self.router = build_delivery(s, self.inbound.on_deliver, self.handovers)
+        self.connectors, self.router = build_delivery(
+            s, self.inbound.on_deliver, self.inbound.receipt, self.handovers
+        )
         self.outbox = Outbox(
             self.outbox_store, self.connectors, self.router, self.accounts, self.outcomes,
-            self.metrics, self.handovers, node_id=s.node_id, retry_min=s.outbox_retry_min,
+            self.metrics, node_id=s.node_id, retry_min=s.outbox_retry_min,
             retry_max=s.outbox_retry_max,
         )
 

@@ -12,9 +12,11 @@ subscriber's absence).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.delivery.coalescer import Coalescer
@@ -52,6 +54,12 @@ _KNOWN_STATES = frozenset(int(s) for s in MessageState)
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "ARRET", "ARRÊT"})
 
 
+def _ack_when_durable(ack: Ack, durable: asyncio.Future[None]) -> None:
+    # Not acknowledged if the outcome could not be made durable: the upstream repeats it.
+    if not durable.cancelled() and durable.exception() is None:
+        ack(0)
+
+
 def is_stop_request(body: bytes, data_coding: int) -> bool:
     """An MO whose whole text is a STOP keyword (any case, surrounding spaces)."""
     try:
@@ -68,6 +76,24 @@ class Delivered:
     connector: str
     pdu: DeliverSm
     ack: Ack
+
+
+@dataclass(slots=True)
+class UpstreamReceipt:
+    """What a receipt says, from an SMPP upstream's deliver_sm or an in-process upstream,
+    waiting to be matched through the store (not in memory any more, or a segment)."""
+
+    connector: str
+    upstream_id: str
+    state: int
+    err: int
+    network_error: bytes | None
+    ack: Ack
+    ref: PartRef | None = None
+
+
+def _no_ack(status: int) -> None:
+    pass
 
 
 class IdSource(Protocol):
@@ -101,6 +127,9 @@ class Inbound:
         self._inbound: Coalescer[Delivered] = Coalescer(
             "upstream-inbound", self._flush, max_batch=batch_size
         )
+        self._unmatched: Coalescer[UpstreamReceipt] = Coalescer(
+            "upstream-receipts-unmatched", self._match_in_store, max_batch=batch_size
+        )
         self._alerts: Coalescer[AlertNotification] = Coalescer("upstream-alerts",
                                                               self._flush_alerts)
 
@@ -113,84 +142,108 @@ class Inbound:
         self._inbound.add(Delivered(connector, pdu, ack))
 
     async def drain(self) -> None:
-        for coalescer in (self._inbound, self._alerts):
+        for coalescer in (self._inbound, self._unmatched, self._alerts):
             await coalescer.drain()
 
     async def _flush(self, batch: list[Delivered]) -> None:
-        receipts = [i for i in batch if is_receipt(i.pdu.esm_class)]
-        mos = [i for i in batch if not is_receipt(i.pdu.esm_class)]
-        acks: list[tuple[Delivered, int]] = []
-        if receipts:
-            acks += await self._receipts(receipts)
+        mos = []
+        for item in batch:
+            if is_receipt(item.pdu.esm_class):
+                self._read_receipt(item)
+            else:
+                mos.append(item)
         if mos:
-            acks += await self._mos(mos)
-        # Only now: an upstream that got deliver_sm_resp will not send it again.
-        for item, status in acks:
-            item.ack(status)
+            # Only after the commit: an upstream that got deliver_sm_resp will not send
+            # the MO again.
+            for item, status in await self._mos(mos):
+                item.ack(status)
 
     # --- receipts ----------------------------------------------------------------------
 
-    async def _receipts(self, batch: list[Delivered]) -> list[tuple[Delivered, int]]:
+    def _read_receipt(self, item: Delivered) -> None:
+        try:
+            upstream_id, state, err, net = read_receipt(item.pdu)
+        except (InvalidReceipt, ValueError) as exc:
+            log.warning("%s: unreadable receipt, acknowledged and dropped: %s",
+                        item.connector, exc)
+            self._metrics.deliveries.labels("upstream_dlr", "unreadable").inc()
+            item.ack(0)
+            return
+        self.receipt(item.connector, upstream_id, state, err, net, item.ack)
+
+    def receipt(
+        self, connector: str, upstream_id: str, state: int, err: int,
+        network_error: bytes | None, ack: Ack = _no_ack,
+    ) -> None:
+        """What an upstream's receipt says. Matched in memory (the message handed over,
+        no read-back), else through the store; `ack` is called once the outcome is
+        committed (an intermediate receipt is acknowledged at once)."""
+        if state not in FINAL_STATES:
+            if state not in _KNOWN_STATES:
+                self._metrics.deliveries.labels("upstream_dlr", "duplicate").inc()
+            ack(0)
+            return
+        entry = self._handovers.take(connector, upstream_id)
+        if isinstance(entry, NewMessage):
+            self._metrics.deliveries.labels("upstream_dlr", "matched").inc()
+            durable = self._outcomes.add(entry, state, err, datetime.now(UTC), network_error)
+            if ack is not _no_ack:
+                durable.add_done_callback(partial(_ack_when_durable, ack))
+            return
+        self._unmatched.add(UpstreamReceipt(connector, upstream_id, state, err,
+                                            network_error, ack, entry))
+
+    async def _match_in_store(self, batch: list[UpstreamReceipt]) -> None:
+        """Receipts not matched in memory: after a restart, later than the memory keeps
+        them, repeated ones, and segments of a message the gateway split."""
         metrics = self._metrics
-        parsed: list[tuple[Delivered, str, int, int, bytes | None]] = []
-        acks: list[tuple[Delivered, int]] = []
-        for item in batch:
-            try:
-                upstream_id, state, err, net = read_receipt(item.pdu)
-            except (InvalidReceipt, ValueError) as exc:
-                log.warning("%s: unreadable receipt, acknowledged and dropped: %s",
-                            item.connector, exc)
-                metrics.deliveries.labels("upstream_dlr", "unreadable").inc()
-                acks.append((item, 0))
-                continue
-            parsed.append((item, upstream_id, state, err, net))
-        refs = await self._our_refs(parsed)
+        refs = await self._our_refs(batch)
         whole = {ref.message_id if isinstance(ref, PartRef) else ref for ref in refs.values()}
         rows = await self._messages.get_many(whole)
         outcomes: list[Outcome] = []
         seen: set[int] = set()
         parts: dict[tuple[int, int], tuple[int, int, int, int, int, datetime]] = {}
         now = datetime.now(UTC)
-        for item, upstream_id, state, err, net in parsed:
-            acks.append((item, 0))
-            ref = refs.get((item.connector, upstream_id))
+        for item in batch:
+            ref = refs.get((item.connector, item.upstream_id))
             mid = ref.message_id if isinstance(ref, PartRef) else ref
             row = rows.get(mid) if mid is not None else None
             if row is None:
-                log.warning("%s: receipt for unknown message %s", item.connector, upstream_id)
+                log.warning("%s: receipt for unknown message %s", item.connector,
+                            item.upstream_id)
                 metrics.deliveries.labels("upstream_dlr", "unknown_id").inc()
                 continue
-            if row["status"] in FINAL_STATUSES or mid in seen or state not in _KNOWN_STATES:
+            if row["status"] in FINAL_STATUSES or mid in seen:
                 # A repeated receipt (the upstream did not see our answer): already told.
                 metrics.deliveries.labels("upstream_dlr", "duplicate").inc()
                 continue
-            if state not in FINAL_STATES:
-                continue
             metrics.deliveries.labels("upstream_dlr", "matched").inc()
             if isinstance(ref, PartRef):
-                parts[(mid, ref.part_no)] = (mid, ref.part_no, ref.parts, state, err, now)
+                parts[(mid, ref.part_no)] = (mid, ref.part_no, ref.parts, item.state,
+                                             item.err, now)
                 continue
             seen.add(mid)
-            outcomes.append(Outcome(NewMessage.from_row(row), state, err, now, net))
+            outcomes.append(Outcome(NewMessage.from_row(row), item.state, item.err, now,
+                                    item.network_error))
         if parts:
             outcomes += await self._segments_final(list(parts.values()), rows, now)
         if outcomes:
             await self._outcomes.record(outcomes)
-        return acks
+        for item in batch:
+            item.ack(0)
 
     async def _our_refs(
-        self, parsed: list[tuple[Delivered, str, int, int, bytes | None]]
+        self, batch: list[UpstreamReceipt]
     ) -> dict[tuple[str, str], int | PartRef]:
-        """Map upstream ids to our messages (or their segments): first the ids whose
-        hand-over is not committed yet, then the store, whole messages then parts."""
+        """Map upstream ids to our messages (or their segments): the segment a connector
+        recorded, else the store, whole messages then parts."""
         refs: dict[tuple[str, str], int | PartRef] = {}
         missing: dict[str, set[str]] = {}
-        for item, upstream_id, *_ in parsed:
-            ref = self._handovers.lookup(item.connector, upstream_id)
-            if ref is not None:
-                refs[(item.connector, upstream_id)] = ref
+        for item in batch:
+            if item.ref is not None:
+                refs[(item.connector, item.upstream_id)] = item.ref
             else:
-                missing.setdefault(item.connector, set()).add(upstream_id)
+                missing.setdefault(item.connector, set()).add(item.upstream_id)
         for name, upstream_ids in missing.items():
             found = await self._messages.by_upstream_many(name, upstream_ids)
             for upstream_id, row in found.items():

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.delivery.coalescer import Coalescer
 from gateway.upstream.backoff import backoff_delay
-from gateway.upstream.base import Connector, HandOvers, SubmitResult
+from gateway.upstream.base import Connector, SubmitResult
 from gateway.upstream.router import Router
 from pdu.receipt import MessageState
 from store.batcher import NewMessage, claimable
@@ -65,7 +65,6 @@ class Outbox:
         directory: AccountDirectory,
         outcomes: Outcomes,
         metrics: GatewayMetrics,
-        handovers: HandOvers,
         *,
         node_id: int,
         retry_min: float,
@@ -74,7 +73,6 @@ class Outbox:
         self._directory = directory
         self._outcomes = outcomes
         self._metrics = metrics
-        self._handovers = handovers
         self.connectors = connectors
         self.router = router
         self.store = store
@@ -272,5 +270,4 @@ class Outbox:
         forget = self._bodies_to_forget.intersection(h.message_id for h in batch)
         await self.store.handed(batch, forget)
         self._bodies_to_forget.difference_update(h.message_id for h in batch)
-        for h in batch:
-            self._handovers.forget(h.upstream, h.parts or (h.upstream_id or "",))
+

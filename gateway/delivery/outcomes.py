@@ -10,6 +10,7 @@ alert_notification in the same commit.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -108,13 +109,23 @@ class Outcomes:
         self._policy = policy
         self._deliveries = deliveries
         self._alert_ttl = alert_ttl
-        self._pending: Coalescer[Outcome] = Coalescer("outcomes", self.record,
-                                                      max_batch=batch_size)
+        self._pending: Coalescer[tuple[Outcome, asyncio.Future[None]]] = Coalescer(
+            "outcomes", self._flush, max_batch=batch_size
+        )
 
     def add(self, msg: NewMessage, state: int, error: int, done_at: datetime,
-            network_error: bytes | None = None) -> None:
-        """An outcome decided in the gateway; recorded with others in the next commit."""
-        self._pending.add(Outcome(msg, state, error, done_at, network_error))
+            network_error: bytes | None = None) -> asyncio.Future[None]:
+        """An outcome, recorded with others in the next commit; the future resolves once
+        it is durable (and its receipt, if any, is on its way)."""
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.add((Outcome(msg, state, error, done_at, network_error), durable))
+        return durable
+
+    async def _flush(self, batch: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
+        await self.record([outcome for outcome, _ in batch])
+        for _, durable in batch:
+            if not durable.done():
+                durable.set_result(None)
 
     async def drain(self) -> None:
         await self._pending.drain()

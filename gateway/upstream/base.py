@@ -10,7 +10,7 @@ durable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pdu.codec import AlertNotification, DeliverSm
@@ -36,6 +36,9 @@ NOT_SENT = -3
 _PSEUDO = {CONNECTION_LOST: "connection_lost", TIMEOUT: "timeout", NOT_SENT: "not_sent"}
 
 Ack = Callable[[int], None]
+# An in-process upstream's receipt, already structured: (connector, upstream id,
+# message_state, err, network_error_code). Nothing is formatted to be parsed back.
+ReceiptCallback = Callable[[str, str, int, int, "bytes | None"], None]
 # A receipt or MO (data_sm arrives converted to DeliverSm), or an alert_notification,
 # whose ack is a no-op: SMPP 3.4 gives it no response.
 DeliverCallback = Callable[[str, DeliverSm | AlertNotification, Ack], None]
@@ -77,29 +80,35 @@ class SubmitResult:
 
 
 class HandOvers:
-    """Upstream ids of messages just handed over, whose hand-over is not committed yet.
+    """Messages handed to upstreams whose outcome is not known yet, by upstream id.
 
-    A receipt may arrive before that commit and must still be matched: connectors
-    record (connector, upstream id) -> our message (or its segment) at submit_sm_resp,
-    the receipt handling looks here before the store, and the outbox forgets an id
-    once the hand-over is committed.
+    A receipt is matched here, in memory, without reading back the row just written;
+    the entry leaves with the final outcome. The store stays the fallback: after a
+    restart, for receipts that come later than the entries are kept (`max_entries`,
+    oldest first), and for the segments of a message the gateway split, whose states
+    are gathered in the store.
     """
 
-    def __init__(self) -> None:
-        self._ids: dict[tuple[str, str], int | PartRef] = {}
+    def __init__(self, max_entries: int = 500_000) -> None:
+        self._entries: dict[tuple[str, str], NewMessage | PartRef] = {}
+        self._max = max_entries
 
-    def record(self, connector: str, upstream_id: str, ref: int | PartRef) -> None:
-        self._ids[(connector, upstream_id)] = ref
+    def record(self, connector: str, upstream_id: str, ref: NewMessage | PartRef) -> None:
+        entries = self._entries
+        entries[(connector, upstream_id)] = ref
+        if len(entries) > self._max:
+            # Dicts keep insertion order: the oldest hand-over goes to the store fallback.
+            del entries[next(iter(entries))]
 
-    def lookup(self, connector: str, upstream_id: str) -> int | PartRef | None:
-        return self._ids.get((connector, upstream_id))
+    def lookup(self, connector: str, upstream_id: str) -> NewMessage | PartRef | None:
+        return self._entries.get((connector, upstream_id))
 
-    def forget(self, connector: str, upstream_ids: Iterable[str]) -> None:
-        for upstream_id in upstream_ids:
-            self._ids.pop((connector, upstream_id), None)
+    def take(self, connector: str, upstream_id: str) -> NewMessage | PartRef | None:
+        """The entry, removed: its final outcome is being recorded."""
+        return self._entries.pop((connector, upstream_id), None)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._entries)
 
 
 class Connector:

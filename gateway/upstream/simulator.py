@@ -14,15 +14,22 @@ import asyncio
 import itertools
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from config.upstreams import UpstreamConfig, parse_mix
-from gateway.upstream.base import NOT_SENT, Connector, DeliverCallback, HandOvers, SubmitResult
+from gateway.upstream.base import (
+    NOT_SENT,
+    Connector,
+    DeliverCallback,
+    HandOvers,
+    ReceiptCallback,
+    SubmitResult,
+)
 from pdu.codec import AlertNotification, DataSm, DeliverSm, addresses
 from pdu.receipt import MessageState, receipt_deliver_sm
 from pdu.status import CommandStatus
-from pdu.text import decode_short_message
 from pdu.tlv import Tag, TlvError, as_int, decode_tlvs, int_tlv
 from store.batcher import NewMessage
 
@@ -62,6 +69,13 @@ class SimulatedNetwork:
     def next_id(self) -> str:
         return f"{self._prefix}{next(self._counter):06d}"
 
+    def result(self, outcome: str) -> tuple[int, int, bytes | None]:
+        """(message_state, err, network_error_code) that a receipt for `outcome` says."""
+        state = RECEIPT_STATES[outcome]
+        if state == MessageState.DELIVERED:
+            return state, 0, None
+        return state, FAILURE_ERROR, bytes((NETWORK_TYPE_GSM,)) + FAILURE_ERROR.to_bytes(2, "big")
+
     def receipt(
         self,
         upstream_id: str,
@@ -73,9 +87,7 @@ class SimulatedNetwork:
         text: str = "",
     ) -> DeliverSm:
         """The deliver_sm receipt a real SMSC sends for `outcome`."""
-        state = RECEIPT_STATES[outcome]
-        err = 0 if state == MessageState.DELIVERED else FAILURE_ERROR
-        network = bytes((NETWORK_TYPE_GSM,)) + err.to_bytes(2, "big") if err else None
+        state, err, network = self.result(outcome)
         return receipt_deliver_sm(
             message_id=upstream_id, state=state, err=err, submit_date=submitted,
             done_date=datetime.now(UTC), text=text, mobile=(1, 1, dest_addr),
@@ -129,29 +141,29 @@ def message_tlvs(msg: NewMessage) -> list[tuple[int, bytes]]:
         return []
 
 
-def quoted_text(msg: NewMessage) -> str:
-    try:
-        return decode_short_message(msg.body or b"", msg.data_coding)[:20]
-    except ValueError:
-        return ""
-
-
 class SimulatorConnector(Connector):
-    """The simulator as an in-process connector: always up, answers at once."""
+    """The simulator as an in-process connector: always up, answers at once, and reports
+    each outcome `latency_ms` later, structured (`report`), as a receipt would say it."""
 
     in_process = True
 
     def __init__(
-        self, config: UpstreamConfig, on_deliver: DeliverCallback, handovers: HandOvers
+        self, config: UpstreamConfig, on_deliver: DeliverCallback, handovers: HandOvers,
+        report: ReceiptCallback,
     ) -> None:
         super().__init__(handovers)
         self.config = config
         self.name = config.name
         self.on_deliver = on_deliver
+        self.report = report
         self.network = SimulatedNetwork(config.mix)
         self._latency = config.latency_ms / 1000
         self._alert_after = config.alert_after_ms / 1000
-        self._timers: set[asyncio.TimerHandle] = set()
+        # (due, what to run) in due order: every report waits the same latency, so one
+        # timer at the head serves them all instead of a timer per message.
+        self._due: deque[tuple[float, Callable[[], None]]] = deque()
+        self._alerts: list[asyncio.TimerHandle] = []
+        self._timer: asyncio.TimerHandle | None = None
         self._mo_task: asyncio.Task[None] | None = None
         self._running = False
         self.received = 0
@@ -172,9 +184,13 @@ class SimulatorConnector(Connector):
     async def stop(self) -> None:
         # Outcomes not yet reported are re-driven by `resume` after a restart.
         self._running = False
-        for handle in self._timers:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._due.clear()
+        for handle in self._alerts:
             handle.cancel()
-        self._timers.clear()
+        self._alerts.clear()
         if self._mo_task is not None:
             self._mo_task.cancel()
             await asyncio.gather(self._mo_task, return_exceptions=True)
@@ -193,7 +209,7 @@ class SimulatorConnector(Connector):
             future.set_result(SubmitResult(SUBMIT_ERRORS[outcome]))
             return future
         upstream_id = self.network.next_id()
-        self.handovers.record(self.name, upstream_id, msg.id)
+        self.handovers.record(self.name, upstream_id, msg)
         future.set_result(SubmitResult(0, upstream_id))
         self._later(upstream_id, outcome, msg)
         return future
@@ -204,36 +220,36 @@ class SimulatorConnector(Connector):
         self._later(upstream_id, "delivered" if outcome in SUBMIT_ERRORS else outcome, msg)
 
     def _later(self, upstream_id: str, outcome: str, msg: NewMessage) -> None:
-        def report() -> None:
-            pdu = self.network.receipt(
-                upstream_id, outcome, source_addr=msg.source_addr, dest_addr=msg.dest_addr,
-                submitted=msg.created_at, text=quoted_text(msg),
-            )
-            self.on_deliver(self.name, pdu, _ignore)
+        def reported() -> None:
+            state, err, network_error = self.network.result(outcome)
+            self.report(self.name, upstream_id, state, err, network_error)
             if outcome == "absent" and wants_alert(message_tlvs(msg)):
-                self._call_later(self._alert_after, alert)
+                loop = asyncio.get_running_loop()
+                self._alerts.append(loop.call_later(self._alert_after, alert))
 
         def alert() -> None:
-            # The dispatcher takes alert_notification through the same callback; the
-            # spec gives it no response, so the ack is ignored.
+            # The inbound side takes alert_notification through the deliver callback;
+            # the spec gives it no response, so the ack is ignored.
             pdu = self.network.alert(
                 msg.dest_addr, msg.dest_ton, msg.dest_npi,
                 msg.source_addr, msg.source_ton, msg.source_npi,
             )
             self.on_deliver(self.name, pdu, _ignore)  # type: ignore[arg-type]
 
-        self._call_later(self._latency, report)
+        loop = asyncio.get_running_loop()
+        self._due.append((loop.time() + self._latency, reported))
+        if self._timer is None:
+            self._timer = loop.call_at(self._due[0][0], self._fire)
 
-    def _call_later(self, delay: float, callback: Callable[[], None]) -> None:
-        """A timer that `stop()` cancels if it has not fired yet."""
-        handle: asyncio.TimerHandle
-
-        def fire() -> None:
-            self._timers.discard(handle)
-            callback()
-
-        handle = asyncio.get_running_loop().call_later(delay, fire)
-        self._timers.add(handle)
+    def _fire(self) -> None:
+        self._timer = None
+        due = self._due
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while due and due[0][0] <= now:
+            due.popleft()[1]()
+        if due:
+            self._timer = loop.call_at(due[0][0], self._fire)
 
     async def _generate_mo(self) -> None:
         numbers = itertools.cycle(self.config.mo_to)

@@ -158,7 +158,7 @@ class _Sending:
             self.ids[index] = upstream_id
             parts = len(self.ids)
             owner.handovers.record(owner.name, upstream_id, (
-                self.msg.id if parts == 1 else PartRef(self.msg.id, index + 1, parts)
+                self.msg if parts == 1 else PartRef(self.msg.id, index + 1, parts)
             ))
         elif status != 0:
             self.failures.append(status)
