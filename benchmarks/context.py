@@ -44,5 +44,7 @@ class RunContext:
     # Load overrides from the command line (e.g. --rate for scenario 3), shown in the row.
     overrides: dict[str, Any] = field(default_factory=dict)
     floor_rate: float | None = None
+    # The floor's µs of CPU per message, shown beside s1's fraction of the floor.
+    floor_cpu_us: float | None = None
     written: list[Path] = field(default_factory=list)
 

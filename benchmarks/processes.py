@@ -66,7 +66,8 @@ class Child:
             except queue.Empty:
                 continue
             if line is None:
-                raise RuntimeError(f"{self.argv[2]} exited early; see {self.log_path}")
+                # The log may be in a directory removed on the way out: quote its end.
+                raise RuntimeError(f"{self.argv[2]} exited early: {self.log_tail()}")
             if line.startswith(ready):
                 return seen
             seen.append(line)
@@ -77,6 +78,15 @@ class Child:
             self.stdout.append(line)
             self.lines.put(line)
         self.lines.put(None)
+
+    def log_tail(self, lines: int = 3) -> str:
+        """The last lines of the child's stderr, on one line (why it exited, usually)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return f"(no log at {self.log_path})"
+        tail = [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
+        return " / ".join(tail) or f"(empty log {self.log_path})"
 
     @property
     def pid(self) -> int:

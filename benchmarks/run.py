@@ -1,4 +1,4 @@
-"""The benchmark scenarios of issue 6, each one command, each leaving a result behind.
+"""The benchmark scenarios of issues 6 and 11, each one command, each leaving a result behind.
 
 ``python -m benchmarks.run SCENARIO [--size tiny|small|full]`` or ``... run all``.
 A scenario starts what it needs as separate processes (the gateway through

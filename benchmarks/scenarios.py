@@ -1,4 +1,4 @@
-"""The seven scenarios of issue 6: their loads by size, their targets, how each runs.
+"""The scenarios of issues 6 and 11: their loads by size, their targets, how each runs.
 
 A scenario starts the servers it needs (`benchmarks.processes`), drives them with
 `benchmarks.loadgen` from this process and hands back an `Outcome`. Settings are the
@@ -14,7 +14,9 @@ import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from benchmarks.processes import (
 )
 from benchmarks.profiling import Profiler
 
-# What issue 6 asks of each scenario; printed beside every result.
+# What issues 6 and 11 ask of each scenario; printed beside every result.
 TARGETS = {
     "throughput": ">= 30,000 msg/s and >= 15% of floor",
     "receipts": ">= 12,000 msg/s with all DLRs",
@@ -44,13 +46,16 @@ TARGETS = {
     "codec": "(none; reference)",
     "forward": ">= 20,000 msg/s reach upstream",
     "floor": "(reference for s1)",
+    "window10": ">= 4,000/s accepted and forwarded, every DLR back",
 }
 NUMBERS = {
     "throughput": 1, "receipts": 2, "latency": 3, "connections": 4, "codec": 5,
-    "forward": 6, "floor": 7,
+    "forward": 6, "floor": 7, "window10": 8,
 }
 # `all` runs the floor before scenario 1, so s1 can be read as a fraction of it.
-ALL_ORDER = ("codec", "floor", "throughput", "receipts", "latency", "connections", "forward")
+ALL_ORDER = (
+    "codec", "floor", "throughput", "receipts", "latency", "connections", "forward", "window10",
+)
 
 # The load of each scenario by size. `full` is the issue's; `tiny` keeps the smoke test short.
 LOADS: dict[str, dict[str, dict[str, Any]]] = {
@@ -73,6 +78,17 @@ LOADS: dict[str, dict[str, dict[str, Any]]] = {
         "tiny": {"seconds": 0.05},
         "small": {"seconds": 0.5},
         "full": {"seconds": 2.0},
+    },
+    # One customer at its provider's window of 10, asking for receipts; the gateway
+    # forwards to the standalone simulator, which sends each receipt `latency_ms` after
+    # accepting, over a link of `upstream_window` (the connector's default window, 10).
+    "window10": {
+        "tiny": {"messages": 300, "sessions": 1, "window": 10, "upstream_window": 10,
+                 "latency_ms": 200},
+        "small": {"messages": 10_000, "sessions": 1, "window": 10, "upstream_window": 10,
+                  "latency_ms": 200},
+        "full": {"messages": 50_000, "sessions": 1, "window": 10, "upstream_window": 10,
+                 "latency_ms": 200},
     },
 }
 LOADS["receipts"] = LOADS["throughput"]
@@ -97,6 +113,20 @@ def _throughput_settings(spec: dict[str, Any], ctx: RunContext) -> dict[str, str
 
 def _latency_summary(lat: dict[str, float]) -> str:
     return f"p50/p99/max {lat['p50']:.1f}/{lat['p99']:.1f}/{lat['max']:.1f} ms"
+
+
+def _cpu_per_message(result: dict[str, Any], meter: str = "gateway_cpu") -> float | None:
+    """µs of a server's CPU per message (from /proc), or None when it was not measured."""
+    cpu = result.get(meter) or {}
+    return cpu.get("cpu_us_per_message")
+
+
+def _cpu_note(result: dict[str, Any], meter: str = "gateway_cpu", who: str = "gateway") -> str:
+    """The CPU part of a throughput row's key numbers: µs per message and cores busy."""
+    us = _cpu_per_message(result, meter)
+    if us is None:
+        return f"; {who} CPU not measured"
+    return f"; {us:,.1f} us/msg {who} CPU ({result[meter]['cores_busy']:.2f} cores)"
 
 
 def _load_against_gateway(
@@ -168,15 +198,17 @@ def scenario_throughput(ctx: RunContext) -> Outcome:
     settings = _throughput_settings(spec, ctx)
     result, _ = _load_against_gateway(ctx, spec, settings, registered_delivery=0)
     rate = result["accepted_per_second"]
-    key = f"{rate:,.0f} msg/s; submit_sm_resp {_latency_summary(result['submit_latency_ms'])}"
+    key = f"{rate:,.0f} msg/s" + _cpu_note(result)
     met = rate >= 30_000 and _all_ok(result)
     if ctx.floor_rate:
         fraction = rate / ctx.floor_rate
         result["fraction_of_floor"] = round(fraction, 4)
-        key += f"; {fraction:.1%} of floor ({ctx.floor_rate:,.0f})"
+        floor_cpu = f", {ctx.floor_cpu_us:,.1f} us/msg" if ctx.floor_cpu_us is not None else ""
+        key += f"; {fraction:.1%} of floor ({ctx.floor_rate:,.0f} msg/s{floor_cpu})"
         met = met and fraction >= 0.15
     else:
         key += "; floor not run in this run"
+    key += f"; submit_sm_resp {_latency_summary(result['submit_latency_ms'])}"
     if not _all_ok(result):
         key += f"; statuses {result['statuses']}"
     key += _sessions_note(result)
@@ -193,8 +225,8 @@ def scenario_receipts(ctx: RunContext) -> Outcome:
     end_to_end = result["dlrs_matched"] / done if done > 0 else 0.0
     result["end_to_end_per_second"] = round(end_to_end, 1)
     key = (
-        f"{end_to_end:,.0f} msg/s with DLRs ({result['accepted_per_second']:,.0f} acked/s); "
-        f"DLRs {result['dlrs_matched']}/{result['messages_requested']}; "
+        f"{end_to_end:,.0f} msg/s with DLRs ({result['accepted_per_second']:,.0f} acked/s)"
+        f"{_cpu_note(result)}; DLRs {result['dlrs_matched']}/{result['messages_requested']}; "
         f"DLR {_latency_summary(result['dlr_latency_ms'])}"
     )
     met = end_to_end >= 12_000 and all_dlrs and _all_ok(result)
@@ -212,6 +244,7 @@ def scenario_latency(ctx: RunContext) -> Outcome:
     key = (
         f"{_latency_summary(lat)} at {spec['rate']:,.0f} msg/s for {spec['duration']:g}s "
         f"(achieved {result['accepted_per_second']:,.0f}/s, max backlog {result['max_backlog']})"
+        + _cpu_note(result)
     )
     met = lat["p99"] < 10.0 and _all_ok(result) and spec["rate"] >= 5_000
     return Outcome(result, key + _sessions_note(result), met, settings)
@@ -308,22 +341,41 @@ def _ops_per_second(fn: Callable[[], object], seconds: float) -> dict[str, float
 
 # Where the standalone simulator lives in the tree measured (it moved under upstream/).
 SIMULATOR_MODULES = ("gateway/upstream/smsc_sim.py", "gateway/smsc_sim.py")
+NO_SIMULATOR = "skipped: upstream connector not available (no standalone simulator)"
 
 
-def scenario_forward(ctx: RunContext) -> Outcome:
+def _simulator_module(ctx: RunContext) -> str | None:
     found = [p for p in SIMULATOR_MODULES if (ctx.source / p).exists()]
-    if not found:
-        reason = "skipped: upstream connector not available (no standalone simulator)"
-        return Outcome({"skipped": reason}, reason, None, skipped=reason)
-    simulator = found[0].removesuffix(".py").replace("/", ".")
-    spec = LOADS["forward"][ctx.size]
+    return found[0].removesuffix(".py").replace("/", ".") if found else None
+
+
+@dataclass
+class Upstream:
+    """The standalone simulator as a running process, and what the gateway needs of it."""
+
+    host: str
+    port: int
+    log_path: Path
+    child: Child
+
+    def url(self, window: int) -> str:
+        return (f"smpp://smppgw:benchpw@{self.host}:{self.port}"
+                f"?window={window}&throughput=100000")
+
+
+@contextmanager
+def _upstream(ctx: RunContext, module: str, *args: str) -> Iterator[Upstream]:
+    """The simulator in its own process (stopped on every exit); `args` are its options.
+
+    Its --log has one line per message it accepted: counting lines as they appear is
+    how "reached the upstream" is timed, from outside both processes. After the block
+    `child.stdout` holds its last words ("stopped after N messages").
+    """
     workdir = Path(tempfile.mkdtemp(prefix="smppgw-sim-", dir="/tmp"))
     log_path = workdir / "accepted.jsonl"
-    # --log writes one line per message the upstream accepted: counting lines as they
-    # appear is how "reached the upstream" is timed, from outside both processes.
     sim = Child(
-        [sys.executable, "-m", simulator, "--port", "0", "--system-id", "smppgw",
-         "--password", "benchpw", "--log", str(log_path)],
+        [sys.executable, "-m", module, "--port", "0", "--system-id", "smppgw",
+         "--password", "benchpw", "--log", str(log_path), *args],
         child_env({}, ctx.source), workdir / "smsc_sim.log", ctx.source,
     )
     try:
@@ -331,34 +383,99 @@ def scenario_forward(ctx: RunContext) -> Outcome:
         m = re.search(r"listening on (\S+):(\d+)", "".join(lines))
         if not m:
             raise RuntimeError("smsc_sim did not print where it listens")
-        url = (f"smpp://smppgw:benchpw@{m.group(1)}:{m.group(2)}"
-               f"?window={spec['window']}&throughput=100000")
-        settings = {**_throughput_settings(spec, ctx), **applicable({"upstream_url": url}, ctx)}
-        with gateway(settings, ctx) as gw:
-            count = 1 if "default_bind_limit" in settings else spec["sessions"]
-            accounts = create_accounts(gw.admin, count, spec["messages"] + 1000)
-            config = LoadConfig(
-                host=gw.host, port=gw.port, credentials=accounts, sessions=spec["sessions"],
-                window=spec["window"], messages=spec["messages"],
-                time_limit=_time_limit(spec["messages"], None),
-            )
-            meters = {"gateway_cpu": CpuMeter(gw.pid), "upstream_cpu": CpuMeter(sim.pid)}
-            result = run(_load_and_count_upstream(config, log_path, meters))
-            result["gateway_rss_mb"] = read_rss(gw.pid)
-            result["accounts"] = len(accounts)
+        yield Upstream(m.group(1), int(m.group(2)), log_path, sim)
     finally:
         sim.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _forward_load(
+    ctx: RunContext, spec: dict[str, Any], upstream: Upstream, upstream_window: int,
+    registered_delivery: int,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A gateway forwarding to `upstream`, driven by `spec`'s load; (result, settings)."""
+    url = upstream.url(upstream_window)
+    settings = {**_throughput_settings(spec, ctx), **applicable({"upstream_url": url}, ctx)}
+    with gateway(settings, ctx) as gw:
+        count = 1 if "default_bind_limit" in settings else spec["sessions"]
+        accounts = create_accounts(gw.admin, count, spec["messages"] + 1000)
+        config = LoadConfig(
+            host=gw.host, port=gw.port, credentials=accounts, sessions=spec["sessions"],
+            window=spec["window"], messages=spec["messages"],
+            registered_delivery=registered_delivery, dlr_timeout=120.0,
+            time_limit=_time_limit(spec["messages"], None),
+        )
+        meters = {"gateway_cpu": CpuMeter(gw.pid), "upstream_cpu": CpuMeter(upstream.child.pid)}
+        result = run(_load_and_count_upstream(config, upstream.log_path, meters))
+        result["gateway_rss_mb"] = read_rss(gw.pid)
+        result["accounts"] = len(accounts)
+    return result, settings
+
+
+def _sim_accepted(sim: Child) -> int | None:
     stopped = re.search(r"stopped after (\d+) messages", "".join(sim.stdout))
-    result["upstream_accepted_by_sim"] = int(stopped.group(1)) if stopped else None
+    return int(stopped.group(1)) if stopped else None
+
+
+def scenario_forward(ctx: RunContext) -> Outcome:
+    module = _simulator_module(ctx)
+    if module is None:
+        return Outcome({"skipped": NO_SIMULATOR}, NO_SIMULATOR, None, skipped=NO_SIMULATOR)
+    spec = LOADS["forward"][ctx.size]
+    with _upstream(ctx, module) as upstream:
+        result, settings = _forward_load(
+            ctx, spec, upstream, upstream_window=spec["window"], registered_delivery=0,
+        )
+    result["upstream_accepted_by_sim"] = _sim_accepted(upstream.child)
     upstream_rate = result["upstream_per_second"]
     key = (
         f"{upstream_rate:,.0f} msg/s reached upstream ({result['upstream_received']:,}/"
-        f"{spec['messages']:,}); {result['accepted_per_second']:,.0f} acked/s; submit_sm_resp "
-        f"{_latency_summary(result['submit_latency_ms'])}"
+        f"{spec['messages']:,}); {result['accepted_per_second']:,.0f} acked/s"
+        f"{_cpu_note(result)}; submit_sm_resp {_latency_summary(result['submit_latency_ms'])}"
     )
     met = (upstream_rate >= 20_000 and _all_ok(result)
            and result["upstream_received"] == spec["messages"])
+    return Outcome(result, key, met, settings)
+
+
+def scenario_window10(ctx: RunContext) -> Outcome:
+    """One customer at window 10 asking for receipts, through an SMPP upstream.
+
+    Accepted/s is bounded by the submit_sm_resp latency (10 / latency), reached/s by the
+    forwarding, and the run lasts until every DLR is back (the simulator sends each one
+    `latency_ms` after accepting its message).
+    """
+    module = _simulator_module(ctx)
+    if module is None:
+        return Outcome({"skipped": NO_SIMULATOR}, NO_SIMULATOR, None, skipped=NO_SIMULATOR)
+    spec = LOADS["window10"][ctx.size]
+    messages = spec["messages"]
+    with _upstream(ctx, module, "--latency-ms", str(spec["latency_ms"])) as upstream:
+        result, settings = _forward_load(
+            ctx, spec, upstream, upstream_window=spec["upstream_window"], registered_delivery=1,
+        )
+    result["upstream_accepted_by_sim"] = _sim_accepted(upstream.child)
+    result["upstream_latency_ms"] = spec["latency_ms"]
+    accepted = result["accepted_per_second"]
+    reached = result["upstream_per_second"]
+    done = result["dlr_complete_seconds"]
+    end_to_end = result["dlrs_matched"] / done if done > 0 else 0.0
+    result["end_to_end_per_second"] = round(end_to_end, 1)
+    all_dlrs = result["dlrs_matched"] == result["dlrs_expected"] == messages
+    upstream_cpu = _cpu_per_message(result, "upstream_cpu")
+    key = (
+        f"{accepted:,.0f} accepted/s; {reached:,.0f}/s reached upstream "
+        f"({result['upstream_received']:,}/{messages:,}); DLRs {result['dlrs_matched']:,}/"
+        f"{messages:,} ({end_to_end:,.0f}/s end to end){_cpu_note(result)}"
+        + (f", upstream {upstream_cpu:,.1f} us/msg" if upstream_cpu is not None else "")
+        + f"; submit_sm_resp {_latency_summary(result['submit_latency_ms'])}"
+        f"; DLR {_latency_summary(result['dlr_latency_ms'])}"
+    )
+    if not _all_ok(result):
+        key += f"; statuses {result['statuses']}"
+    key += _sessions_note(result)
+    met = (accepted >= 4_000 and reached >= 4_000 and all_dlrs and _all_ok(result)
+           and result["upstream_received"] == messages)
     return Outcome(result, key, met, settings)
 
 
@@ -368,9 +485,11 @@ async def _load_and_count_upstream(
     """Run the load while counting the upstream's log lines; wait for the stragglers.
 
     `meters` measure each process's CPU from the first submit to the last arrival
-    upstream: the simulator shares the two cores and may be what limits the rate.
+    upstream (or the last DLR, when the load asks for them, whichever is later): the
+    simulator shares the two cores and may be what limits the rate.
     """
     seen = {"count": 0, "t0": 0.0, "last": 0.0, "offset": 0}
+    own = {"cpu0": 0.0, "cpu": 0.0}
 
     def poll() -> None:
         try:
@@ -395,6 +514,7 @@ async def _load_and_count_upstream(
     try:
         def started() -> None:
             seen["t0"] = time.perf_counter()
+            own["cpu0"] = time.process_time()
             for meter in meters.values():
                 meter.start()
 
@@ -406,10 +526,13 @@ async def _load_and_count_upstream(
         poll()
         for meter in meters.values():
             meter.stop()
+        own["cpu"] = time.process_time() - own["cpu0"]
     finally:
         watcher.cancel()
     for name, meter in meters.items():
         result[name] = meter.summary(seen["count"])
+    # The generator shares the two cores too (this includes polling the upstream's log).
+    result["loadgen_cpu_seconds"] = round(own["cpu"], 2)
     span = seen["last"] - seen["t0"] if seen["count"] else 0.0
     result["upstream_received"] = seen["count"]
     result["upstream_seconds"] = round(span, 3)
@@ -431,7 +554,11 @@ def scenario_floor(ctx: RunContext) -> Outcome:
         result["server_cpu"] = meter.summary(result["responses"])
     rate = result["accepted_per_second"]
     ctx.floor_rate = rate if _all_ok(result) else None
-    key = f"{rate:,.0f} msg/s; submit_sm_resp {_latency_summary(result['submit_latency_ms'])}"
+    ctx.floor_cpu_us = _cpu_per_message(result, "server_cpu") if _all_ok(result) else None
+    key = (
+        f"{rate:,.0f} msg/s{_cpu_note(result, 'server_cpu', 'floor')}; "
+        f"submit_sm_resp {_latency_summary(result['submit_latency_ms'])}"
+    )
     return Outcome(result, key, None)
 
 
@@ -443,6 +570,7 @@ SCENARIOS: dict[str, Callable[[RunContext], Outcome]] = {
     "codec": scenario_codec,
     "forward": scenario_forward,
     "floor": scenario_floor,
+    "window10": scenario_window10,
 }
 ALIASES = {str(n): name for name, n in NUMBERS.items()} | {f"s{n}": name for name, n in NUMBERS.items()}
 

@@ -120,6 +120,37 @@ def test_forward_reaches_the_upstream_or_says_why_not(results):
     assert r["upstream_received"] == spec["messages"]
 
 
+def test_one_customer_at_window_10_gets_every_dlr_back_through_the_upstream(results):
+    doc = results["window10"]
+    if doc["skipped"]:
+        assert "upstream connector not available" in doc["skipped"]
+        return
+    spec = LOADS["window10"]["tiny"]
+    r = check_all_acknowledged(doc, spec["messages"])
+    assert r["sessions_bound"] == 1
+    assert r["upstream_received"] == spec["messages"]
+    assert r["dlrs_expected"] == r["dlrs_matched"] == r["dlrs_received"] == spec["messages"]
+    assert r["dlrs_duplicate"] == r["dlrs_unmatched"] == 0
+    _sane_latency(r["dlr_latency_ms"], spec["messages"])
+    # Each receipt leaves the simulator `latency_ms` after it accepted the message.
+    assert r["dlr_latency_ms"]["p50"] >= spec["latency_ms"]
+    assert r["upstream_cpu"]["cpu_us_per_message"] >= 0
+    assert doc["settings_changed"]["default_window"] == "10"
+    assert "window=10&" in doc["settings_changed"]["upstream_url"]
+
+
+def test_every_throughput_row_names_the_cpu_per_message(results):
+    # A tiny load may take less than one clock tick of CPU: only the presence is checked.
+    for name in ("throughput", "receipts", "latency", "forward", "window10"):
+        doc = results[name]
+        if doc["skipped"]:
+            continue
+        assert doc["result"]["gateway_cpu"]["cpu_us_per_message"] >= 0, name
+        assert "us/msg gateway CPU" in doc["key"], doc["key"]
+    assert "us/msg floor CPU" in results["floor"]["key"]
+    assert results["floor"]["result"]["server_cpu"]["cpu_us_per_message"] >= 0
+
+
 def test_percentiles_use_nearest_rank_in_milliseconds():
     lat = percentiles([i / 1000 for i in range(1, 101)])
     assert lat == {"count": 100, "p50": 51.0, "p99": 100.0, "max": 100.0}
