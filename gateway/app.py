@@ -180,7 +180,27 @@ class Gateway:
             if s.metrics_port >= 0 else None
         )
         self.retention = RetentionJob(engine, s)
+        self._gauges()
         self._started = False
+
+    def _gauges(self) -> None:
+        """What the scrape reads of the components, at scrape time."""
+        add = self.metrics.gauges.add
+        add("smppgw_store_writer_queue", "Hot-path writes waiting for the next commit", [],
+            lambda: [(self.writer.pending,)])
+        add("smppgw_outbox_in_flight",
+            "Messages handed to an upstream connector, its answer not yet received", [],
+            lambda: [(self.outbox.in_flight,)])
+        add("smppgw_receipts_awaited",
+            "Messages handed to upstreams whose receipt is awaited in memory", [],
+            lambda: [(len(self.handovers),)])
+        add("smppgw_deliveries_in_flight",
+            "Receipts and MOs sent to customers, their deliver_sm_resp not yet in", [],
+            lambda: [(self.deliveries.in_flight,)])
+        add("smppgw_upstream_link_up", "1 while an upstream connection is bound",
+            ["upstream", "bind"],
+            lambda: [(name, bind, int(up)) for name, c in self.connectors.items()
+                     for bind, up in c.link_states()])
 
     # --- life cycle ------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from the codec table, status names from the status table, so cardinality stays b
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,6 +19,7 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from pdu.codec import CommandId
 from pdu.status import status_name
@@ -50,6 +53,71 @@ class CachedLabels:
 
     def __getattr__(self, name: str):
         return getattr(self._metric, name)
+
+
+class FastHistogram:
+    """A histogram for the hot path: observe() is a bisect and two additions, no lock
+    (the event loop is one thread); the buckets become a Prometheus histogram only when
+    scraped. prometheus_client's own takes a lock per observation."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = sorted(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def collect(self) -> list[HistogramMetricFamily]:
+        cumulative, running = [], 0
+        for bound, n in zip([*map(str, self.bounds), "+Inf"], self.counts, strict=True):
+            running += n
+            cumulative.append((bound, running))
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], cumulative, self.sum)
+        return [family]
+
+
+class ScrapeTimeGauges:
+    """Gauges whose values are read when scraped, from functions the composition gives
+    (queue lengths, link states): nothing is counted on the hot path for them."""
+
+    def __init__(self) -> None:
+        self._sources: list[tuple[str, str, list[str], Callable[[], Iterable[tuple]]]] = []
+
+    def add(self, name: str, documentation: str, labels: list[str],
+            read: Callable[[], Iterable[tuple]]) -> None:
+        """`read()` yields (value,) or (label values..., value)."""
+        self._sources.append((name, documentation, labels, read))
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        families = []
+        for name, documentation, labels, read in self._sources:
+            family = GaugeMetricFamily(name, documentation, labels=labels)
+            try:
+                rows = list(read())
+            except Exception:  # a scrape must not fail because one source did
+                log.exception("gauge %s could not be read", name)
+                continue
+            for *label_values, value in rows:
+                family.add_metric([str(v) for v in label_values], value)
+            families.append(family)
+        return families
+
+
+# Seconds, for the latency histograms: fine below 10 ms where the targets are.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+COMMIT_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
 class GatewayMetrics:
@@ -95,10 +163,38 @@ class GatewayMetrics:
         self.batch_size = Gauge(
             "smppgw_last_commit_batch_messages", "Messages in the last group commit", registry=r
         )
+        self.submit_latency = FastHistogram(
+            "smppgw_submit_latency_seconds",
+            "From a submit_sm read to its submit_sm_resp written (accepted ones)",
+            LATENCY_BUCKETS,
+        )
+        self.dlr_latency = FastHistogram(
+            "smppgw_dlr_latency_seconds",
+            "From an upstream receipt read to the customer's deliver_sm_resp",
+            LATENCY_BUCKETS,
+        )
+        self.commit_seconds = FastHistogram(
+            "smppgw_store_commit_seconds", "Duration of one store writer commit",
+            LATENCY_BUCKETS,
+        )
+        self.commit_messages = FastHistogram(
+            "smppgw_store_commit_messages", "Messages accepted per store writer commit",
+            COMMIT_SIZE_BUCKETS,
+        )
+        self.gauges = ScrapeTimeGauges()
+        for collector in (self.submit_latency, self.dlr_latency, self.commit_seconds,
+                          self.commit_messages, self.gauges):
+            r.register(collector)
         # Pre-create the commonest series so a scrape shows them from the start.
         for bind_type in ("transmitter", "receiver", "transceiver"):
             self.sessions_bound.labels(bind_type)
         self._pdu_children: dict[tuple[str, int, int], Counter] = {}
+
+    def committed(self, seconds: float, messages: int) -> None:
+        """The store writer finished a commit (its on_commit callback)."""
+        self.commit_seconds.observe(seconds)
+        self.commit_messages.observe(messages)
+        self.batch_size.set(messages)
 
     def count_pdu(self, direction: str, command_id: int, status: int) -> None:
         key = (direction, command_id, status)

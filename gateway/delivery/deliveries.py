@@ -38,6 +38,9 @@ class PendingDelivery:
     account_id: int
     kind: str  # dlr | mo
     body: bytes
+    # Loop time the upstream's receipt was read (0: unknown, e.g. read back from the
+    # store after a restart), for the DLR latency histogram.
+    received_at: float = 0.0
 
 
 class Receiver(Protocol):
@@ -117,6 +120,10 @@ class Deliveries:
     def acknowledged(self, delivery: PendingDelivery, status: int) -> None:
         if status == 0:
             self._metrics.deliveries.labels(delivery.kind, "delivered").inc()
+            if delivery.received_at:
+                self._metrics.dlr_latency.observe(
+                    asyncio.get_running_loop().time() - delivery.received_at
+                )
             self._acks.add(delivery.id)
         else:
             self._metrics.deliveries.labels(delivery.kind, "refused").inc()

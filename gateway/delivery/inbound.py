@@ -76,6 +76,7 @@ class Delivered:
     connector: str
     pdu: DeliverSm
     ack: Ack
+    received_at: float
 
 
 @dataclass(slots=True)
@@ -139,7 +140,7 @@ class Inbound:
         if isinstance(pdu, AlertNotification):
             self._alerts.add(pdu)
             return
-        self._inbound.add(Delivered(connector, pdu, ack))
+        self._inbound.add(Delivered(connector, pdu, ack, asyncio.get_running_loop().time()))
 
     async def drain(self) -> None:
         for coalescer in (self._inbound, self._unmatched, self._alerts):
@@ -169,11 +170,12 @@ class Inbound:
             self._metrics.deliveries.labels("upstream_dlr", "unreadable").inc()
             item.ack(0)
             return
-        self.receipt(item.connector, upstream_id, state, err, net, item.ack)
+        self.receipt(item.connector, upstream_id, state, err, net, item.ack,
+                     received_at=item.received_at)
 
     def receipt(
         self, connector: str, upstream_id: str, state: int, err: int,
-        network_error: bytes | None, ack: Ack = _no_ack,
+        network_error: bytes | None, ack: Ack = _no_ack, *, received_at: float = 0.0,
     ) -> None:
         """What an upstream's receipt says. Matched in memory (the message handed over,
         no read-back), else through the store; `ack` is called once the outcome is
@@ -186,7 +188,10 @@ class Inbound:
         entry = self._handovers.take(connector, upstream_id)
         if isinstance(entry, NewMessage):
             self._metrics.deliveries.labels("upstream_dlr", "matched").inc()
-            durable = self._outcomes.add(entry, state, err, datetime.now(UTC), network_error)
+            durable = self._outcomes.add(
+                entry, state, err, datetime.now(UTC), network_error,
+                received_at=received_at or asyncio.get_running_loop().time(),
+            )
             if ack is not _no_ack:
                 durable.add_done_callback(partial(_ack_when_durable, ack))
             return

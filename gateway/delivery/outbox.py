@@ -90,6 +90,11 @@ class Outbox:
 
     # --- what the submit path calls ----------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Messages handed to a connector whose answer has not come yet."""
+        return self._in_flight
+
     def notify(self) -> None:
         """There may be new work: a commit of accepted messages, a connector came up."""
         self._wake.set()

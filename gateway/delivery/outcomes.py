@@ -46,6 +46,8 @@ class Outcome:
     network_error: bytes | None = None
     # Segments delivered, for a message the gateway split (None: all or none, by state).
     delivered: int | None = None
+    # Loop time the upstream's receipt was read (0: decided here), for DLR latency.
+    received_at: float = 0.0
 
 
 class AccountPolicy(Protocol):
@@ -114,11 +116,13 @@ class Outcomes:
         )
 
     def add(self, msg: NewMessage, state: int, error: int, done_at: datetime,
-            network_error: bytes | None = None) -> asyncio.Future[None]:
+            network_error: bytes | None = None, *, received_at: float = 0.0,
+            ) -> asyncio.Future[None]:
         """An outcome, recorded with others in the next commit; the future resolves once
         it is durable (and its receipt, if any, is on its way)."""
         durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.add((Outcome(msg, state, error, done_at, network_error), durable))
+        outcome = Outcome(msg, state, error, done_at, network_error, received_at=received_at)
+        self._pending.add((outcome, durable))
         return durable
 
     async def _flush(self, batch: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
@@ -133,7 +137,7 @@ class Outcomes:
     async def record(self, batch: list[Outcome]) -> None:
         """Update history and queue the receipts in one transaction, then push them."""
         updates = [(o.msg.id, MessageState(o.state).name, o.error, o.done_at) for o in batch]
-        rows, alerts = [], []
+        rows, alerts, received = [], [], []
         for o in batch:
             account_id = o.msg.account_id
             if o.state in FINAL_STATES and wants_receipt(o.msg.registered_delivery, o.state):
@@ -143,6 +147,7 @@ class Outcomes:
                     "created_at": o.done_at, "next_attempt_at": o.done_at,
                     "expires_at": o.done_at + self._policy.delivery_ttl(account_id),
                 })
+                received.append(o.received_at)
             if wants_alert(o):
                 msg = o.msg
                 alerts.append({
@@ -153,7 +158,7 @@ class Outcomes:
                     "created_at": o.done_at, "expires_at": o.done_at + self._alert_ttl,
                 })
         ids = await self._messages.record_outcomes(updates, rows, alerts)
-        for row, delivery_id in zip(rows, ids):
+        for row, delivery_id, received_at in zip(rows, ids, received, strict=True):
             self._deliveries.route(
-                PendingDelivery(delivery_id, row["account_id"], "dlr", row["body"])
+                PendingDelivery(delivery_id, row["account_id"], "dlr", row["body"], received_at)
             )

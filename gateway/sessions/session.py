@@ -139,6 +139,11 @@ class CustomerSession(LinkProtocol):
         return self.link.window_in or self.services.link_config.window_in or 1
 
     @property
+    def received_at(self) -> float:
+        """Loop time the bytes of the request being handled arrived (submit latency)."""
+        return self.link.last_rx
+
+    @property
     def outstanding(self) -> int:
         """The client's requests we have not answered yet."""
         return self.link.peer_outstanding

@@ -56,6 +56,12 @@ class SmppSession(Protocol):
     account: Account
     peer: str
     rate: RateLimit
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def received_at(self) -> float:
+        """Loop time the bytes of the request being handled arrived."""
+        ...
 
     def respond(self, request: Pdu, status: int = 0, **body: Any) -> Pdu: ...
 
@@ -225,17 +231,22 @@ class Submitter:
             return
         msg = self._message(account, submit, checked, cost)
         future = self._writer.enqueue(msg, replace_present=replace)
-        future.add_done_callback(partial(self._committed, session, pdu, account, msg))
+        future.add_done_callback(
+            partial(self._committed, session, pdu, account, msg, session.received_at)
+        )
 
-    def _committed(self, session, pdu, account, msg: NewMessage, future) -> None:
+    def _committed(self, session, pdu, account, msg: NewMessage, received_at: float,
+                   future) -> None:
         exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
         if exc is None:
             self._directory.settle(account, msg.cost)
             self._replaced(account, future.result())
             self._directory.after_debit(account)
-            self._metrics.credits_debited.inc(msg.cost / 100)
-            self._metrics.messages.labels("MT", "accepted").inc()
+            metrics = self._metrics
+            metrics.credits_debited.inc(msg.cost / 100)
+            metrics.messages.labels("MT", "accepted").inc()
             session.respond(pdu, 0, message_id=str(msg.id))
+            metrics.submit_latency.observe(session.loop.time() - received_at)
             self._on_committed(msg)
             return
         self._directory.release(account, msg.cost)

@@ -130,6 +130,10 @@ class Connector:
         """How many more messages it would take now without queueing long."""
         raise NotImplementedError
 
+    def link_states(self) -> list[tuple[str, bool]]:
+        """(bind, up) of each connection it keeps (for the link-state gauge)."""
+        return [("in_process", self.is_up)]
+
     def send(
         self, msg: NewMessage, *, gsm_packed: bool = False, done_parts: dict[int, str] | None = None
     ) -> asyncio.Future[SubmitResult]:

@@ -11,6 +11,7 @@ standalone SMPP server. Receipts go through the same parsing as a real upstream'
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import random
 import time
@@ -55,16 +56,20 @@ MS_AVAILABLE = 0  # ms_availability_status (5.3.2.30)
 
 class SimulatedNetwork:
     def __init__(self, mix: str = "delivered=1", seed: int | None = None) -> None:
-        weights = parse_mix(mix)
+        weights = {name: w for name, w in parse_mix(mix).items() if w > 0}
         self._names = list(weights)
-        self._weights = [weights[n] for n in self._names]
+        # Cumulative weights for bisect: random.choices rebuilds them on every call.
+        self._cumulative = list(itertools.accumulate(weights[n] for n in self._names))
         self._random = random.Random(seed)
         # Unique across restarts of a standalone simulator: start-time prefix + counter.
         self._prefix = f"{int(time.time() * 1000) % 10**10:010d}"
         self._counter = itertools.count(1)
 
     def outcome(self) -> str:
-        return self._random.choices(self._names, self._weights)[0]
+        if len(self._names) == 1:
+            return self._names[0]
+        draw = self._random.random() * self._cumulative[-1]
+        return self._names[bisect.bisect_right(self._cumulative, draw)]
 
     def next_id(self) -> str:
         return f"{self._prefix}{next(self._counter):06d}"

@@ -296,6 +296,9 @@ class SmppConnector(Connector):
     def is_up(self) -> bool:
         return self._tx is not None
 
+    def link_states(self) -> list[tuple[str, bool]]:
+        return [(bind, bind in self._links and self._links[bind].bound) for bind in self._binds]
+
     @property
     def in_flight(self) -> int:
         link = self._tx
