@@ -39,42 +39,59 @@ def make_engine(
     `connect_args` is passed to the driver (e.g. asyncpg `server_settings`).
     Raises StoreError for anything but sqlite+aiosqlite and postgresql+asyncpg.
     """
+    parsed = store_url(url)
+    if parsed.drivername == "sqlite+aiosqlite":
+        return _make_sqlite_engine(parsed, sqlite_synchronous, connect_args or {})
+    return create_async_engine(
+        parsed,
+        pool_pre_ping=True,
+        # The hot path holds a connection only for one batch commit; a handful per
+        # node covers the batcher, the dispatcher and admin traffic.
+        pool_size=10,
+        max_overflow=10,
+        pool_recycle=3600,
+        connect_args=connect_args or {},
+    )
+
+
+def store_url(url: str) -> sa.URL:
+    """Parse a store URL; StoreError unless sqlite+aiosqlite or postgresql+asyncpg."""
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
         raise StoreError(f"invalid store URL {url!r}; expected {_SUPPORTED}") from exc
-    if parsed.drivername == "sqlite+aiosqlite":
-        return _make_sqlite_engine(parsed, sqlite_synchronous, connect_args or {})
-    if parsed.drivername == "postgresql+asyncpg":
-        return create_async_engine(
-            parsed,
-            pool_pre_ping=True,
-            # The hot path holds a connection only for one batch commit; a handful per
-            # node covers the batcher, the dispatcher and admin traffic.
-            pool_size=10,
-            max_overflow=10,
-            pool_recycle=3600,
-            connect_args=connect_args or {},
+    if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise StoreError(
+            f"unsupported store URL scheme {parsed.drivername!r}; expected {_SUPPORTED}"
         )
-    raise StoreError(
-        f"unsupported store URL scheme {parsed.drivername!r}; expected {_SUPPORTED}"
-    )
+    return parsed
+
+
+def sqlite_synchronous_mode(value: str) -> str:
+    """The PRAGMA synchronous value, upper-cased; StoreError for an unknown one."""
+    mode = value.upper()
+    if mode not in _SQLITE_SYNCHRONOUS:
+        raise StoreError(
+            f"sqlite_synchronous must be one of {', '.join(_SQLITE_SYNCHRONOUS)}, "
+            f"got {mode!r}"
+        )
+    return mode
+
+
+def sqlite_file(url: sa.URL) -> Path:
+    """The database file of an SQLite store URL (never in memory: WAL and several
+    connections need one shared file)."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise StoreError(f"the SQLite store needs a file path, got {url.render_as_string()!r}")
+    return Path(database).expanduser()
 
 
 def _make_sqlite_engine(
     url: sa.URL, synchronous: str, connect_args: dict[str, Any]
 ) -> AsyncEngine:
-    synchronous = synchronous.upper()
-    if synchronous not in _SQLITE_SYNCHRONOUS:
-        raise StoreError(
-            f"sqlite_synchronous must be one of {', '.join(_SQLITE_SYNCHRONOUS)}, "
-            f"got {synchronous!r}"
-        )
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        # WAL and several pooled connections need one shared file.
-        raise StoreError(f"the SQLite store needs a file path, got {url.render_as_string()!r}")
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    synchronous = sqlite_synchronous_mode(synchronous)
+    sqlite_file(url).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args=connect_args)
 
     @event.listens_for(engine.sync_engine, "connect")
