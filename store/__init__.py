@@ -1,6 +1,8 @@
 """Persistence for smppgw: schema (tables, Alembic migrations), engines, one repository
 per concern (accounts, senders, STOP list, ledger, audit, rates, messages, outbox,
-alerts, history, inbound numbers) and the write-behind batcher of the hot path.
+alerts, history, inbound numbers) and the store writer (store.writer), the one writer
+of the hot path per node; the SQLAlchemy write-behind batcher stays until the gateway
+uses the writer.
 
 Never imports gateway, pdu, auth or config: the gateway depends on the store, not the
 other way round.

@@ -1,18 +1,20 @@
-"""Write-behind group commit for accepted messages and their debits (the hot path).
+"""Write-behind group commit for accepted messages and their debits, through SQLAlchemy.
 
 `submit()` parks a message and returns once its row and its debit are committed, so the
 gateway may then send submit_sm_resp (principle 3). One background task commits many
 messages per transaction: a flush starts when `max_batch` items wait or `max_delay`
 after the first of them arrived, and whatever arrives during a flush waits for the next.
+
+Superseded by store.writer.StoreWriter (the driver itself, one debit per account per
+commit, every hot-path write); kept until the gateway switches over. NewMessage and
+claimable live in store.writer and are re-exported here for the callers of this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,64 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from store.engine import writer
 from store.errors import AccountNotFound, InsufficientCredit, StoreError
 from store.outbox import withdraw_waiting
-from store.tables import accounts, ledger, messages, upstream_attempts
+from store.tables import accounts, ledger, messages
+from store.writer import MESSAGE_FIELDS as _FIELDS
+from store.writer import NewMessage, claimable
+
+__all__ = ["NewMessage", "WriteBehindBatcher", "claimable"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class NewMessage:
-    """A message row to insert; fields mirror the messages table, cost in minor units."""
-
-    id: int
-    account_id: int
-    direction: str
-    source_addr: str
-    source_ton: int
-    source_npi: int
-    dest_addr: str
-    dest_ton: int
-    dest_npi: int
-    esm_class: int
-    registered_delivery: int
-    data_coding: int
-    body: bytes | None
-    segments: int
-    cost: int
-    status: str
-    created_at: datetime
-    schedule_at: datetime | None = None
-    expires_at: datetime | None = None
-    # What the client set that goes upstream as it came (see store.tables.messages).
-    service_type: str = ""
-    protocol_id: int = 0
-    priority_flag: int = 0
-    tlvs: bytes | None = None
-    # submit_multi: the message_id the client holds for all of its destinations.
-    group_id: int | None = None
-
-    @property
-    def client_id(self) -> str:
-        """The message_id the client was given for this row (and its receipts carry)."""
-        return str(self.group_id or self.id)
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> NewMessage:
-        """The message as a messages-table row read back holds it."""
-        return cls(**{name: row.get(name) for name in _FIELDS})
-
-
-_FIELDS = tuple(f.name for f in fields(NewMessage))
-
 # (message, future of the commit, replace_if_present_flag)
 _Pending = tuple[NewMessage, "asyncio.Future[list[NewMessage]]", bool]
-
-
-def claimable(msg: NewMessage) -> bool:
-    """A message the outbox may send at once: accepted, outgoing, not scheduled later."""
-    return msg.status == "ACCEPTED" and msg.direction == "MT" and (
-        msg.schedule_at is None or msg.schedule_at <= msg.created_at
-    )
 
 
 class WriteBehindBatcher:
@@ -214,10 +169,7 @@ class WriteBehindBatcher:
                     raise _Refused(refused)
                 accepted = [msg for msg, _, _ in batch if msg.account_id not in refused]
                 if accepted:
-                    await conn.execute(
-                        messages.insert(),
-                        [{name: getattr(msg, name) for name in _FIELDS} for msg in accepted],
-                    )
+                    await conn.execute(messages.insert(), [self._row(m) for m in accepted])
                     debits = [
                         {"account_id": msg.account_id, "kind": "debit", "amount": -msg.cost,
                          "message_id": msg.id, "note": None, "created_at": msg.created_at}
@@ -226,16 +178,6 @@ class WriteBehindBatcher:
                     ]
                     if debits:
                         await conn.execute(ledger.insert(), debits)
-                    if self._claim_for is not None:
-                        node, lease = self._claim_for
-                        claims = [
-                            {"message_id": msg.id, "attempts": 0, "in_flight": True,
-                             "next_attempt_at": msg.created_at + lease, "claimed_by": node,
-                             "last_error": None}
-                            for msg in accepted if claimable(msg)
-                        ]
-                        if claims:
-                            await conn.execute(upstream_attempts.insert(), claims)
         except _Refused as exc:
             # Rolled back because a replacement was refused: the other accounts' messages
             # are sent again on their own, the refused ones get their error.
@@ -259,6 +201,19 @@ class WriteBehindBatcher:
                 future.set_result(replaced.get(msg.id, []))
             else:
                 future.set_exception(error)
+
+    def _row(self, msg: NewMessage) -> dict[str, Any]:
+        """The messages row; an ACCEPTED MT one carries its scheduling (store.outbox):
+        claimed by this node's outbox if it is due now, else due when scheduled."""
+        row = {name: getattr(msg, name) for name in _FIELDS}
+        row["claimed_by"] = row["next_attempt_at"] = None
+        if msg.status == "ACCEPTED" and msg.direction == "MT":
+            if self._claim_for is not None and claimable(msg):
+                row["claimed_by"], lease = self._claim_for
+                row["next_attempt_at"] = msg.created_at + lease
+            else:
+                row["next_attempt_at"] = msg.schedule_at or msg.created_at
+        return row
 
     async def _debit(self, conn: AsyncConnection, totals: dict[int, int]) -> dict[int, Exception]:
         """Debit each account's batch total if it can pay; returns the refused accounts."""

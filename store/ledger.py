@@ -2,7 +2,8 @@
 
 Every change of a balance writes its ledger row in the same transaction, so a balance
 always equals the sum of its ledger (principle 4). Amounts are integer minor units
-(store.money). Debits for messages are written by the batcher, not here.
+(store.money). Debits for messages are written by the store writer (one row per
+account per commit), not here.
 """
 
 from __future__ import annotations

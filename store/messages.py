@@ -1,7 +1,8 @@
 """Message history and the queue of deliver_sm (DLR and MO) waiting for a customer bind.
 
-New MT rows arrive through store.batcher; this module updates their state as upstreams
-answer and DLRs come back, and answers history queries. Deliveries are encoded
+New MT rows arrive through store.writer (store.batcher until the gateway switches);
+this module answers history queries and still holds the SQLAlchemy versions of the
+writes the store writer now makes (outcomes, MOs, deliveries and their acks). Deliveries are encoded
 deliver_sm bodies the gateway produced; the store keeps them as opaque bytes.
 """
 

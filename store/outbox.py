@@ -1,10 +1,13 @@
 """The outbox: accepted MT messages waiting for an upstream to take them.
 
-A message is in the outbox while its row is ACCEPTED. `upstream_attempts` holds only
-scheduling: a claim (in_flight, leased until next_attempt_at, so a crashed node's claims
-come back by themselves) or the back-off after a temporary upstream error. Claims use
-FOR UPDATE SKIP LOCKED on PostgreSQL so several nodes never send the same message;
-SQLite serialises writers, which gives the same guarantee on one node.
+A message is in the outbox while its row is ACCEPTED. Its scheduling is on the row
+(migration 0006): next_attempt_at says when it is due, claimed_by which node holds it
+until next_attempt_at (a lease, so a crashed node's claims come back by themselves),
+attempts and last_error what the upstreams said. Claims use FOR UPDATE SKIP LOCKED on
+PostgreSQL so several nodes never send the same message; SQLite serialises writers,
+which gives the same guarantee on one node. The store writer (store.writer) commits
+new messages already claimed and does the hand-over and retry bookkeeping of the hot
+path; this module keeps the claim query, cancel and replace.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.engine import writer
 from store.errors import InsufficientCredit
-from store.tables import accounts, ledger, message_parts, messages, upstream_attempts
+from store.tables import accounts, ledger, message_parts, messages
 
 # Statuses a message reaches without ever leaving the gateway.
 CANCELLED_STATUS = "DELETED"
@@ -42,25 +45,18 @@ class Handed:
 
 
 def _due(now: datetime) -> sa.ColumnElement[bool]:
+    # status and next_attempt_at are ix_messages_due; the rest only filters.
     return sa.and_(
         messages.c.status == "ACCEPTED",
+        messages.c.next_attempt_at <= now,
         messages.c.direction == "MT",
         sa.or_(messages.c.schedule_at.is_(None), messages.c.schedule_at <= now),
-        sa.or_(
-            upstream_attempts.c.message_id.is_(None),
-            upstream_attempts.c.next_attempt_at <= now,
-        ),
     )
 
 
 def _not_in_flight(now: datetime) -> sa.ColumnElement[bool]:
     """No live claim: the message is not on its way to an upstream right now."""
-    live = sa.select(upstream_attempts.c.message_id).where(
-        upstream_attempts.c.message_id == messages.c.id,
-        upstream_attempts.c.in_flight.is_(True),
-        upstream_attempts.c.next_attempt_at > now,
-    )
-    return ~sa.exists(live)
+    return sa.or_(messages.c.claimed_by.is_(None), messages.c.next_attempt_at <= now)
 
 
 async def withdraw_waiting(
@@ -69,7 +65,7 @@ async def withdraw_waiting(
     dest_addr: str | None = None, service_type: str | None = None,
 ) -> list[dict[str, Any]]:
     """Inside the caller's transaction: end matching messages that still wait for an
-    upstream as DELETED, refund each with a ledger row, drop their scheduling.
+    upstream as DELETED, refund each with a ledger row.
 
     Used by cancel_sm and by submit_sm's replace_if_present_flag, whose replacement is
     committed in the same transaction. Returns the withdrawn rows as they were.
@@ -111,7 +107,6 @@ async def withdraw_waiting(
             accounts.update().where(accounts.c.id == account_id)
             .values(balance=accounts.c.balance + sum(r["amount"] for r in refunds))
         )
-    await conn.execute(upstream_attempts.delete().where(upstream_attempts.c.message_id.in_(ids)))
     return found
 
 
@@ -137,15 +132,6 @@ async def _write_parts(conn: AsyncConnection, items: Sequence[Handed]) -> None:
     )
 
 
-def _upsert(conn: AsyncConnection, rows: list[dict[str, Any]], update: list[str]) -> Any:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(upstream_attempts)
-    return stmt.on_conflict_do_update(
-        index_elements=[upstream_attempts.c.message_id],
-        set_={name: getattr(stmt.excluded, name) for name in update},
-    ), rows
-
-
 class OutboxStore:
     """Claims, hand-over, retries and cancellation of messages not yet upstream."""
 
@@ -159,48 +145,35 @@ class OutboxStore:
     ) -> list[dict[str, Any]]:
         """Take up to `limit` due messages for this node, oldest first.
 
-        Returns the message rows plus `attempts` (how many times tried before). Expired
-        messages are returned too: the caller ends them as EXPIRED. `only_expired` takes
-        just those, for when no upstream is up to take the others.
+        Returns the message rows as they were before the claim (`attempts`: how many
+        times tried before), the most overdue first. Expired messages are returned too:
+        the caller ends them as EXPIRED. `only_expired` takes just those, for when no
+        upstream is up to take the others.
         """
         if limit <= 0:
             return []
         due = _due(now)
         if only_expired:
             due = sa.and_(due, messages.c.expires_at <= now)
-        query = (
-            sa.select(messages, sa.func.coalesce(upstream_attempts.c.attempts, 0).label("attempts"))
-            .select_from(
-                messages.outerjoin(
-                    upstream_attempts, upstream_attempts.c.message_id == messages.c.id
-                )
-            )
-            .where(due)
-            .order_by(messages.c.id)
-            .limit(limit)
-        )
+        # In the index's order, so a backlog of any size is read only `limit` deep.
+        query = sa.select(messages).where(due).order_by(messages.c.next_attempt_at).limit(limit)
         async with self._writer.begin() as conn:
             if conn.dialect.name == "postgresql":
-                query = query.with_for_update(of=messages, skip_locked=True)
+                query = query.with_for_update(skip_locked=True)
             rows = [dict(r._mapping) for r in await conn.execute(query)]
             if rows:
-                claims = [
-                    {
-                        "message_id": r["id"],
-                        "attempts": r["attempts"],
-                        "in_flight": True,
-                        "next_attempt_at": now + lease,
-                        "claimed_by": node,
-                        "last_error": None,
-                    }
-                    for r in rows
-                ]
-                stmt, params = _upsert(conn, claims, ["in_flight", "next_attempt_at", "claimed_by"])
-                await conn.execute(stmt, params)
+                await conn.execute(
+                    messages.update()
+                    .where(messages.c.id.in_([r["id"] for r in rows]))
+                    .values(claimed_by=node, next_attempt_at=now + lease)
+                )
         return rows
 
     async def handed(self, items: Sequence[Handed], forget_bodies: Iterable[int] = ()) -> None:
         """Upstreams took these: ACCEPTED -> ENROUTE with their ids, claims dropped.
+
+        Superseded by StoreWriter.handed (one statement in the writer's commit); kept
+        until the gateway calls that instead.
 
         `forget_bodies`: messages of accounts that keep no bodies; the body was stored
         only so that it could wait for an upstream, and goes now.
@@ -219,11 +192,6 @@ class OutboxStore:
                 await conn.execute(
                     messages.update().where(messages.c.id.in_(forget)).values(body=None)
                 )
-            await conn.execute(
-                upstream_attempts.delete().where(
-                    upstream_attempts.c.message_id.in_([h.message_id for h in items])
-                )
-            )
 
     async def taken_parts(
         self, message_ids: Iterable[int]
@@ -254,7 +222,8 @@ class OutboxStore:
         `counts` False releases the claim without counting an attempt (no upstream
         was even tried, e.g. every connector of the route is down). `parts`: segments
         of these messages the upstream did take, committed with the retry so that it
-        never sends them twice.
+        never sends them twice. Superseded by StoreWriter.retry; kept until the gateway
+        calls that instead.
         """
         rows = [
             {"b_id": mid, "b_next": at, "b_err": err[:64], "b_inc": 1 if counts else 0}
@@ -267,21 +236,17 @@ class OutboxStore:
             await conn.execute(_RETRY, rows)
 
     async def purge_finished(self) -> int:
-        """Forget the scheduling of messages that ended (expired, refused, cancelled)."""
-        ended = sa.select(messages.c.id).where(
-            messages.c.id == upstream_attempts.c.message_id, messages.c.status != "ACCEPTED"
-        )
-        async with self._writer.begin() as conn:
-            result = await conn.execute(upstream_attempts.delete().where(sa.exists(ended)))
-        return int(result.rowcount)
+        """Nothing to purge since migration 0006: scheduling lives on the message row
+        and ends with it. Kept (a no-op) until the gateway stops calling it."""
+        return 0
 
     async def release_node(self, node: str, now: datetime) -> int:
         """At start: claims a previous run of this node held are due again at once."""
         async with self._writer.begin() as conn:
             result = await conn.execute(
-                upstream_attempts.update()
-                .where(upstream_attempts.c.claimed_by == node, upstream_attempts.c.in_flight)
-                .values(in_flight=False, next_attempt_at=now)
+                messages.update()
+                .where(messages.c.status == "ACCEPTED", messages.c.claimed_by == node)
+                .values(claimed_by=None, next_attempt_at=now)
             )
         return int(result.rowcount)
 
@@ -367,17 +332,18 @@ _HANDED = (
         upstream=sa.bindparam("b_up"),
         upstream_id=sa.bindparam("b_upid"),
         sent_at=sa.bindparam("b_at"),
+        claimed_by=sa.null(),
         # A receipt processed before this commit already set the final state: keep it.
         status=sa.case((messages.c.status == "ACCEPTED", "ENROUTE"), else_=messages.c.status),
     )
 )
 
 _RETRY = (
-    upstream_attempts.update()
-    .where(upstream_attempts.c.message_id == sa.bindparam("b_id"))
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_id"))
     .values(
-        attempts=upstream_attempts.c.attempts + sa.bindparam("b_inc"),
-        in_flight=False,
+        attempts=messages.c.attempts + sa.bindparam("b_inc"),
+        claimed_by=sa.null(),
         next_attempt_at=sa.bindparam("b_next"),
         last_error=sa.bindparam("b_err"),
     )

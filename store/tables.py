@@ -139,9 +139,15 @@ ledger = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     # Signed: credits positive, debits negative; a balance is the sum of its ledger.
     sa.Column("amount", sa.BigInteger, nullable=False),
+    # Set on the rows written one per message (refunds, reprices, and debits written
+    # before migration 0006). The store writer debits once per account per commit: that
+    # row has no message_id, its messages point at it (messages.ledger_id), and
+    # message_count says how many did, so a purge of some of them is told apart from
+    # a debit that does not match its messages (store.invariants).
     sa.Column("message_id", sa.BigInteger, nullable=True),
     sa.Column("note", sa.String(255), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("message_count", sa.Integer, nullable=True),
     sa.Index("ix_ledger_account_id", "account_id"),
 )
 
@@ -182,9 +188,23 @@ messages = sa.Table(
     sa.Column("tlvs", sa.LargeBinary, nullable=True),
     # submit_multi: the one message_id the client holds for every destination's row.
     sa.Column("group_id", sa.BigInteger, nullable=True),
+    # Migration 0006: the outbox's scheduling, on the message itself. An ACCEPTED MT
+    # row always has next_attempt_at: when it is due (created_at or schedule_at for a
+    # new one, the end of the lease while claimed_by holds it, the back-off after a
+    # temporary error). A claim is live while claimed_by is set and next_attempt_at has
+    # not passed, so a crashed node's claims come back by themselves.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("last_error", sa.String(64), nullable=True),
+    # The ledger row that paid for this message: the store writer's one debit per
+    # account per commit (NULL for free messages and rows written before 0006).
+    sa.Column("ledger_id", sa.BigInteger, nullable=True),
     sa.CheckConstraint("direction IN ('MT', 'MO')", name="direction"),
     sa.Index("ix_messages_account_created", "account_id", "created_at"),
-    sa.Index("ix_messages_status", "status"),
+    # The outbox's claim reads ACCEPTED rows in next_attempt_at order; the index also
+    # serves every lookup by status alone (it replaced ix_messages_status in 0006).
+    sa.Index("ix_messages_due", "status", "next_attempt_at"),
     sa.Index("ix_messages_upstream", "upstream", "upstream_id"),
     sa.Index("ix_messages_group_id", "group_id"),
 )
@@ -267,20 +287,6 @@ audit_log = sa.Table(
 )
 
 # --- delivery pipeline (migration 0003) ------------------------------------------------
-
-# One row per MT message the outbox has touched: a claim (in_flight, leased until
-# next_attempt_at) or a retry back-off after a temporary upstream error. The message row
-# itself stays ACCEPTED until an upstream takes it, so this table only holds scheduling.
-upstream_attempts = sa.Table(
-    "upstream_attempts",
-    metadata,
-    sa.Column("message_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("in_flight", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
-    sa.Column("claimed_by", sa.String(64), nullable=True),
-    sa.Column("last_error", sa.String(64), nullable=True),
-)
 
 # Numbers (MSISDNs, short codes) whose MO messages belong to an account.
 inbound_numbers = sa.Table(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,9 +19,9 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.batcher import NewMessage
 from store.engine import make_engine, migrate
 from store.invariants import ledger_violations
+from store.writer import NewMessage
 
 PG_URL = os.environ.get("SMPPGW_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -54,14 +55,16 @@ class StoreDB:
         return make_engine(self.url, connect_args=self.connect_args)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[StoreDB]:
-    if request.param == "sqlite":
+@asynccontextmanager
+async def _database(kind: str, tmp_path: Any) -> AsyncIterator[StoreDB]:
+    """An empty database (no schema yet) of the given kind."""
+    if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'state' / 'store.db'}"
         engine = make_engine(url)
-        await migrate(engine)
-        yield StoreDB("sqlite", url, engine)
-        await engine.dispose()
+        try:
+            yield StoreDB("sqlite", url, engine)
+        finally:
+            await engine.dispose()
         return
 
     reason = await _pg_skip_reason()
@@ -74,13 +77,26 @@ async def store_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterat
     connect_args = {"server_settings": {"search_path": schema}}
     engine = make_engine(PG_URL, connect_args=connect_args)
     try:
-        await migrate(engine)
         yield StoreDB("postgresql", PG_URL, engine, connect_args)
     finally:
         await engine.dispose()
         async with admin.begin() as conn:
             await conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[StoreDB]:
+    async with _database(request.param, tmp_path) as db:
+        await migrate(db.engine)
+        yield db
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def blank_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[StoreDB]:
+    """A database with no schema, for tests of the migrations themselves."""
+    async with _database(request.param, tmp_path) as db:
+        yield db
 
 
 @pytest.fixture

@@ -95,7 +95,8 @@ async def test_scheduled_messages_wait_and_expired_ones_are_handed_back(store_db
     await batcher.submit(new_message(1, account_id, schedule_at=now + timedelta(hours=1)))
     await batcher.submit(new_message(2, account_id, expires_at=now - timedelta(minutes=1)))
     await batcher.stop()
-    rows = await OutboxStore(store_db.engine).claim("n", now, LEASE, 10)
+    # A new message is due from its created_at on: look after both were written.
+    rows = await OutboxStore(store_db.engine).claim("n", datetime.now(UTC), LEASE, 10)
     assert [r["id"] for r in rows] == [2]
 
 
