@@ -42,7 +42,6 @@ from store import tables
 from store.accounts import AccountStore
 from store.alerts import AlertStore
 from store.audit import AuditStore
-from store.batcher import NewMessage, WriteBehindBatcher
 from store.engine import make_engine, migrate
 from store.history import HistoryStore
 from store.inbound import InboundNumbers
@@ -52,6 +51,7 @@ from store.outbox import OutboxStore
 from store.rates import RateStore
 from store.senders import SenderStore
 from store.stop_list import StopListStore
+from store.writer import NewMessage, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,10 @@ class Gateway:
         self.outbox_store = OutboxStore(engine)
         self.alert_store = AlertStore(engine)
         self.inbound_numbers = InboundNumbers(engine)
-        self.writer = WriteBehindBatcher(
-            engine, max_batch=s.batch_max_size, max_delay=s.batch_max_delay_ms / 1000,
-            claim_for=(outbox_node(s.node_id), CLAIM_LEASE),
+        self.writer = StoreWriter(
+            s.effective_database_url, node=outbox_node(s.node_id), claim_lease=CLAIM_LEASE,
+            sqlite_synchronous=s.sqlite_synchronous, max_batch=s.batch_max_size,
+            on_commit=self.metrics.committed,
         )
 
         # Accounts in memory, what the hot path reads.
@@ -108,16 +109,16 @@ class Gateway:
             on_receiver_bound=lambda account_id: self.deliveries.receiver_bound(account_id)
         )
         self.deliveries = Deliveries(
-            self.messages, self.alert_store, self.sessions, self.metrics,
+            self.writer, self.messages, self.alert_store, self.sessions, self.metrics,
             want_outbind=lambda account_id: self.outbinder.want(account_id),
-            retry_interval=s.dlr_retry_interval, batch_size=batch,
+            retry_interval=s.dlr_retry_interval,
         )
         self.outcomes = Outcomes(
-            self.messages, self.accounts, self.deliveries,
-            alert_ttl=timedelta(seconds=s.dlr_max_age), batch_size=batch,
+            self.writer, self.accounts, self.deliveries, self.ids,
+            alert_ttl=timedelta(seconds=s.dlr_max_age),
         )
         self.inbound = Inbound(
-            self.messages, self.inbound_numbers, self.alert_store, self.handovers,
+            self.writer, self.messages, self.inbound_numbers, self.alert_store, self.handovers,
             self.accounts, self.outcomes, self.deliveries, self.ids, self.metrics,
             batch_size=batch,
         )
@@ -127,7 +128,7 @@ class Gateway:
             s, self.inbound.on_deliver, self.inbound.receipt, self.handovers
         )
         self.outbox = Outbox(
-            self.outbox_store, self.connectors, self.router, self.accounts, self.outcomes,
+            self.writer, self.outbox_store, self.connectors, self.router, self.accounts, self.outcomes,
             self.metrics, node_id=s.node_id, retry_min=s.outbox_retry_min,
             retry_max=s.outbox_retry_max,
         )
@@ -257,14 +258,14 @@ class Gateway:
             await asyncio.sleep(0.05)
         for session in list(connections):
             session.close("the gateway is stopping")  # type: ignore[attr-defined]
-        await self.writer.stop()
         await self.outbox.stop()
         for connector in self.connectors.values():
             await connector.stop()
         await self.outbinder.stop()
         await self.inbound.drain()
-        await self.outcomes.drain()
         await self.deliveries.stop()
+        # Last of the hot path: everything the others queued is committed.
+        await self.writer.stop()
         await self.admin.stop()
         if self.metrics_server is not None:
             await self.metrics_server.stop()

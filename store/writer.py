@@ -127,14 +127,15 @@ class AlertRow:
 
 # --- operations as queued: tuples, the cheapest thing to build per message -------------
 
-_ACCEPT, _HANDED, _RETRY, _OUTCOME, _INBOUND, _DELIVERED, _RESCHEDULE = range(7)
+_ACCEPT, _HANDED, _RETRY, _OUTCOME, _INBOUND, _DELIVERED, _RESCHEDULE, _FLUSH = range(8)
 # (_ACCEPT, msg, replace_present, future)
 # (_HANDED, message_id, upstream, upstream_id, sent_at, parts, forget_body, future)
 # (_RETRY, message_id, next_attempt_at, error, counts, upstream, parts, future)
 # (_OUTCOME, message_id, status, error_code, done_at, delivery, alert, future)
 # (_INBOUND, msg, delivery, upstream, future)
-# (_DELIVERED, delivery_id)
-# (_RESCHEDULE, delivery_id, next_attempt_at)
+# (_DELIVERED, delivery_id, future)
+# (_RESCHEDULE, delivery_id, next_attempt_at, future)
+# (_FLUSH, future): writes nothing; resolves with the commit it rides in
 _Op = tuple[Any, ...]
 _STATUSES = frozenset(MESSAGE_STATUSES)
 
@@ -146,11 +147,11 @@ class _Work:
                  "retries")
 
     def __init__(self, ops: Sequence[_Op]) -> None:
-        kinds: tuple[list[_Op], ...] = ([], [], [], [], [], [], [])
+        kinds: tuple[list[_Op], ...] = ([], [], [], [], [], [], [], [])
         for op in ops:
             kinds[op[0]].append(op)
         (self.accepts, self.handed, self.retries, self.outcomes, self.inbound,
-         self.delivered, self.reschedules) = kinds
+         self.delivered, self.reschedules, _flushes) = kinds
 
 
 @dataclass(slots=True)
@@ -314,14 +315,26 @@ class StoreWriter:
         self._put((_INBOUND, message, delivery, upstream, future))
         return future
 
-    def delivered(self, delivery_id: int) -> None:
-        """The customer acknowledged the delivery."""
-        self._put((_DELIVERED, delivery_id))
+    def delivered(self, delivery_id: int) -> asyncio.Future[None]:
+        """The customer acknowledged the delivery; the future resolves once that is
+        committed (until then a read of due deliveries may still list it)."""
+        future = self._future()
+        self._put((_DELIVERED, delivery_id, future))
+        return future
 
-    def reschedule(self, delivery_id: int, next_attempt_at: datetime) -> None:
+    def reschedule(self, delivery_id: int, next_attempt_at: datetime) -> asyncio.Future[None]:
         """A failed delivery attempt: count it and try again at `next_attempt_at`."""
         _check_aware(next_attempt_at)
-        self._put((_RESCHEDULE, delivery_id, next_attempt_at))
+        future = self._future()
+        self._put((_RESCHEDULE, delivery_id, next_attempt_at, future))
+        return future
+
+    async def flush(self) -> None:
+        """Return once the commit holding every operation queued before the call has
+        run (bookkeeping whose commit failed waits for its retry apart, not for this)."""
+        future = self._future()
+        self._put((_FLUSH, future))
+        await future
 
     def _future(self) -> asyncio.Future[Any]:
         if self._loop is None:
@@ -482,7 +495,7 @@ def _resolve(ops: Sequence[_Op]) -> None:
     """Committed: the futures of bookkeeping operations (not of accepts) resolve."""
     for op in ops:
         kind = op[0]
-        if kind in (_ACCEPT, _DELIVERED, _RESCHEDULE):
+        if kind == _ACCEPT:
             continue
         future = op[-1]
         if not future.done():
@@ -491,8 +504,6 @@ def _resolve(ops: Sequence[_Op]) -> None:
 
 def _fail(ops: Sequence[_Op], exc: BaseException) -> None:
     for op in ops:
-        if op[0] in (_DELIVERED, _RESCHEDULE):
-            continue
         future = op[-1]
         if not future.done():
             future.set_exception(exc)
@@ -663,9 +674,9 @@ def _bookkeeping(
     if deliveries:
         steps.append(("deliveries", deliveries))
     if work.reschedules:
-        steps.append(("reschedule", [(ts(at), did) for _, did, at in work.reschedules]))
+        steps.append(("reschedule", [(ts(op[2]), op[1]) for op in work.reschedules]))
     if work.delivered:
-        steps.append(("delivered", [(did,) for _, did in work.delivered]))
+        steps.append(("delivered", [(op[1],) for op in work.delivered]))
     return steps
 
 

@@ -20,7 +20,7 @@ from pdu.receipt import parse_receipt
 from pdu.status import CommandStatus as S
 from pdu.tlv import Tag, as_cstr, as_int
 from store import tables
-from store.batcher import NewMessage
+from store.writer import NewMessage
 
 
 async def _statuses(gw: Gateway) -> dict[str, int]:
@@ -164,7 +164,7 @@ async def _insert(gw: Gateway, account: dict, **fields) -> NewMessage:
     """A message committed as the submit path would, with fields submit cannot set yet."""
     account_id = gw.accounts.get(account["system_id"]).id
     msg = new_message(gw.ids.next_id(), account_id, cost=0, source_addr="ACME", **fields)
-    await gw.writer.submit(msg)
+    await gw.writer.accept(msg)
     gw.outbox.committed(msg)
     return msg
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from store import tables
 from store.engine import make_engine
+from store.invariants import ledger_violations
 
 SENDER = "ovh"  # one of the demo account's enabled senders
 
@@ -71,23 +72,31 @@ async def test_sigkill_under_load_loses_no_acknowledged_message_and_charges_once
     engine = make_engine(f"sqlite+aiosqlite:///{state / 'smppgw.db'}")
     try:
         async with engine.connect() as conn:
-            statuses = dict(
-                (await conn.execute(select(tables.messages.c.id, tables.messages.c.status))).all()
-            )
-            debits = Counter(
-                (
-                    await conn.execute(
-                        select(tables.ledger.c.message_id).where(tables.ledger.c.kind == "debit")
-                    )
-                ).scalars()
-            )
+            rows = (await conn.execute(select(
+                tables.messages.c.id, tables.messages.c.status, tables.messages.c.cost,
+                tables.messages.c.ledger_id,
+            ))).all()
+            debits = {
+                row.id: row for row in (await conn.execute(
+                    select(tables.ledger.c.id, tables.ledger.c.amount,
+                           tables.ledger.c.message_count)
+                    .where(tables.ledger.c.kind == "debit")
+                )).all()
+            }
+        books = await ledger_violations(engine)
     finally:
         await engine.dispose()
+    statuses = {row.id: row.status for row in rows}
     assert {int(m) for m in acked} <= set(statuses)
     assert all(statuses[int(m)] == "DELIVERED" for m in acked)
-    # One debit per stored message, and none for a message that does not exist.
-    assert set(debits) == set(statuses)
-    assert set(debits.values()) == {1}
+    # Charged once: every stored message points at the debit of its commit, each debit
+    # is exactly its messages' costs, and no debit is left without its messages.
+    by_debit = Counter(row.ledger_id for row in rows)
+    assert None not in by_debit and set(by_debit) == set(debits)
+    for debit_id, debit in debits.items():
+        costs = sum(row.cost for row in rows if row.ledger_id == debit_id)
+        assert (-debit.amount, debit.message_count) == (costs, by_debit[debit_id])
+    assert books == []
     # Every stored message reached the upstream (a resend after the crash may repeat one
     # there: at-least-once towards the upstream, once per message id towards the customer).
     assert len({m["text"] for m in sim.accepted()}) == len(statuses)

@@ -405,6 +405,19 @@ async def test_an_mo_and_its_delivery_then_acknowledgements(
         "delivered", 1, T0 + timedelta(minutes=1))
 
 
+async def test_flush_returns_after_the_commit_of_everything_queued_before_it(
+    store_db: StoreDB, make_writer: MakeWriter, commits: list[tuple[float, int]]
+) -> None:
+    ids = await _accounts(store_db, acme=100)
+    writer = await make_writer(on_commit=lambda s, n: commits.append((s, n)))
+    accepted = [writer.accept(new_message(i, ids["acme"], cost=1)) for i in (1, 2, 3)]
+    await writer.flush()
+    assert all(f.done() for f in accepted)
+    assert await _message_ids(store_db) == [1, 2, 3]
+    await writer.flush()  # nothing queued: one empty commit, no error
+    assert [n for _, n in commits] == [3, 0]
+
+
 # --- what is written reads back unchanged -------------------------------------------
 
 

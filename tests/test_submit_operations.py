@@ -39,7 +39,7 @@ async def _statuses(gw: Gateway) -> dict[str, int]:
 
 
 async def _books_balance(gw: Gateway) -> None:
-    await gw.outcomes.drain()
+    await gw.writer.flush()
     assert await ledger_violations(gw.engine) == []
 
 

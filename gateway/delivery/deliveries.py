@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.delivery.coalescer import Coalescer
 from pdu.codec import AlertNotification, Pdu
 from pdu.tlv import Tag, int_tlv
 
@@ -53,9 +53,15 @@ class Receivers(Protocol):
     def accounts_with_receivers(self) -> list[int]: ...
 
 
+class AckWriter(Protocol):
+    def delivered(self, delivery_id: int) -> asyncio.Future[None]: ...
+    def reschedule(self, delivery_id: int, next_attempt_at: datetime) -> asyncio.Future[None]: ...
+
+
 class Deliveries:
     def __init__(
         self,
+        writer: AckWriter,
         messages: MessageStore,
         alerts: AlertStore,
         receivers: Receivers,
@@ -63,17 +69,14 @@ class Deliveries:
         *,
         want_outbind: Callable[[int], None],
         retry_interval: float,
-        batch_size: int,
     ) -> None:
+        self._writer = writer
         self._messages = messages
         self._alerts = alerts
         self._receivers = receivers
         self._metrics = metrics
         self._want_outbind = want_outbind
         self._retry_interval = retry_interval
-        self._acks: Coalescer[int] = Coalescer("delivery-acks", self._flush_acks,
-                                               max_batch=batch_size)
-        self._retries: Coalescer[int] = Coalescer("delivery-retries", self._flush_retries)
         # Deliveries handed to a session, or acknowledged but not yet marked in the
         # store: a reload from the store must not send them again.
         self._in_flight: set[int] = set()
@@ -91,18 +94,11 @@ class Deliveries:
         for task in list(self._resuming):
             task.cancel()
         await asyncio.gather(*self._resuming, return_exceptions=True)
-        for coalescer in (self._acks, self._retries):
-            await coalescer.drain()
 
     @property
     def in_flight(self) -> int:
         """Deliveries with a session, or acknowledged and not yet marked in the store."""
         return len(self._in_flight)
-
-    async def drain(self) -> None:
-        """Wait until every answer received so far is in the store (tests, shutdown)."""
-        for coalescer in (self._acks, self._retries):
-            await coalescer.drain()
 
     # --- to a receiver -------------------------------------------------------------
 
@@ -124,10 +120,12 @@ class Deliveries:
                 self._metrics.dlr_latency.observe(
                     asyncio.get_running_loop().time() - delivery.received_at
                 )
-            self._acks.add(delivery.id)
+            written = self._writer.delivered(delivery.id)
         else:
             self._metrics.deliveries.labels(delivery.kind, "refused").inc()
-            self._retries.add(delivery.id)
+            later = datetime.now(UTC) + timedelta(seconds=self._retry_interval)
+            written = self._writer.reschedule(delivery.id, later)
+        written.add_done_callback(partial(self._settle, delivery.id))
 
     def returned(self, deliveries: Iterable[PendingDelivery]) -> None:
         """A session went away with these unacknowledged: try another, else the store."""
@@ -135,22 +133,11 @@ class Deliveries:
             self._in_flight.discard(delivery.id)
             self.route(delivery)
 
-    async def _flush_acks(self, ids: list[int]) -> None:
-        await self._messages.mark_delivered(ids)
-        self._settle(ids)
-
-    async def _flush_retries(self, ids: list[int]) -> None:
-        later = datetime.now(UTC) + timedelta(seconds=self._retry_interval)
-        await self._messages.reschedule_many(ids, later)
-        self._settle(ids)
-
-    def _settle(self, ids: list[int]) -> None:
-        # A store read that started before this commit may still list these as due;
-        # remembering when they settled lets resume() ignore such a stale row.
-        now = asyncio.get_running_loop().time()
-        for delivery_id in ids:
-            self._in_flight.discard(delivery_id)
-            self._settled[delivery_id] = now
+    def _settle(self, delivery_id: int, written: asyncio.Future[None]) -> None:
+        # A store read that started before this commit may still list it as due;
+        # remembering when it settled lets resume() ignore such a stale row.
+        self._in_flight.discard(delivery_id)
+        self._settled[delivery_id] = asyncio.get_running_loop().time()
 
     # --- what waited in the store ------------------------------------------------------
 

@@ -36,7 +36,7 @@ from pdu.receipt import (
 from pdu.status import CommandStatus
 from pdu.text import decode_short_message
 from pdu.tlv import Tag
-from store.batcher import NewMessage
+from store.writer import DeliveryRow, NewMessage
 
 if TYPE_CHECKING:
     from gateway.accounts import AccountDirectory
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from store.alerts import AlertStore
     from store.inbound import InboundNumbers
     from store.messages import MessageStore
+    from store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class IdSource(Protocol):
 class Inbound:
     def __init__(
         self,
+        writer: StoreWriter,
         messages: MessageStore,
         numbers: InboundNumbers,
         alerts: AlertStore,
@@ -116,6 +118,7 @@ class Inbound:
         *,
         batch_size: int,
     ) -> None:
+        self._writer = writer
         self._messages = messages
         self._numbers = numbers
         self._alert_store = alerts
@@ -282,7 +285,7 @@ class Inbound:
         directory = self._directory
         owners = await self._numbers.owners({i.pdu.destination_addr for i in batch})
         now = datetime.now(UTC)
-        history, queued, acks = [], [], []
+        written, acks = [], []
         stops: list[tuple[int, str]] = []
         for item in batch:
             pdu = item.pdu
@@ -295,36 +298,36 @@ class Inbound:
                 continue
             mo_id = self._ids.next_id()
             body = pdu.short_message or pdu.get_tlv(Tag.MESSAGE_PAYLOAD) or b""
-            history.append({
-                "id": mo_id, "account_id": account_id, "direction": "MO",
-                "source_addr": pdu.source_addr, "source_ton": pdu.source_addr_ton,
-                "source_npi": pdu.source_addr_npi, "dest_addr": pdu.destination_addr,
-                "dest_ton": pdu.dest_addr_ton, "dest_npi": pdu.dest_addr_npi,
-                "esm_class": pdu.esm_class, "registered_delivery": 0,
-                "data_coding": pdu.data_coding, "body": body, "segments": 1, "cost": 0,
-                "status": "DELIVERED", "upstream": item.connector, "created_at": now,
-                "done_at": now,
-            })
+            mo = NewMessage(
+                id=mo_id, account_id=account_id, direction="MO", source_addr=pdu.source_addr,
+                source_ton=pdu.source_addr_ton, source_npi=pdu.source_addr_npi,
+                dest_addr=pdu.destination_addr, dest_ton=pdu.dest_addr_ton,
+                dest_npi=pdu.dest_addr_npi, esm_class=pdu.esm_class, registered_delivery=0,
+                data_coding=pdu.data_coding, body=body, segments=1, cost=0,
+                status="DELIVERED", created_at=now,
+            )
             incoming = str(mo_id) if directory.vendor_tlvs(account_id) else None
-            queued.append({
-                "account_id": account_id, "message_id": mo_id, "kind": "mo",
-                "body": encode_body(mo_deliver_sm(pdu, incoming_id=incoming)),
-                "created_at": now, "next_attempt_at": now,
-                "expires_at": now + directory.delivery_ttl(account_id),
-            })
+            delivery = DeliveryRow(
+                id=self._ids.next_id(), account_id=account_id, message_id=mo_id, kind="mo",
+                body=encode_body(mo_deliver_sm(pdu, incoming_id=incoming)), created_at=now,
+                next_attempt_at=now, expires_at=now + directory.delivery_ttl(account_id),
+            )
+            written.append((self._writer.inbound(mo, delivery, upstream=item.connector),
+                            delivery))
             acks.append((item, 0))
             if is_stop_request(body, pdu.data_coding):
                 stops.append((account_id, pdu.source_addr))
-        ids = await self._messages.record_inbound(history, queued)
+        # Acknowledged upstream only once in the store: never lost, never recorded twice.
+        await asyncio.gather(*(durable for durable, _ in written))
         for account_id, sender in stops:
             # The recipient said STOP: the account may not message them again.
             account = directory.by_id(account_id)
             if account is not None:
                 await directory.stop_list_add(account, sender, "STOP received by SMS")
-        self._metrics.messages.labels("MO", "received").inc(len(history))
-        for row, delivery_id in zip(queued, ids):
+        self._metrics.messages.labels("MO", "received").inc(len(written))
+        for _, delivery in written:
             self._deliveries.route(
-                PendingDelivery(delivery_id, row["account_id"], "mo", row["body"])
+                PendingDelivery(delivery.id, delivery.account_id, "mo", delivery.body)
             )
         return acks
 

@@ -1,28 +1,27 @@
 """The store-and-forward worker: accepted messages from the store to an upstream.
 
-It claims due messages in batches (store.outbox), picks for each the first connector of
-its route that is up, and turns every answer into store bookkeeping through coalescers:
-accepted -> ENROUTE with the upstream id, temporary error -> retry with back-off,
-permanent error -> REJECTED with a failed DLR, validity past -> EXPIRED. Nothing is
-held only in memory: a crash leaves messages ACCEPTED, and their claims are released
-at the next start.
+A message just committed is sent from memory (the store writer wrote it claimed for
+this node); others are claimed from the store in batches (store.outbox). Each goes to
+the first connector of its route that is up, and every answer becomes a store writer
+operation: accepted -> ENROUTE with the upstream id, temporary error -> retry with
+back-off, permanent error -> REJECTED with a failed DLR, validity past -> EXPIRED.
+Nothing is held only in memory: a crash leaves messages ACCEPTED, and their claims
+run out or are released at the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.delivery.coalescer import Coalescer
 from gateway.upstream.backoff import backoff_delay
 from gateway.upstream.base import Connector, SubmitResult
 from gateway.upstream.router import Router
 from pdu.receipt import MessageState
-from store.batcher import NewMessage, claimable
-from store.outbox import Handed, OutboxStore
+from store.outbox import OutboxStore
+from store.writer import NewMessage, claimable
 
 if TYPE_CHECKING:
     from gateway.accounts import AccountDirectory
@@ -36,29 +35,32 @@ POLL_INTERVAL = 0.5  # how often the store is looked at when nobody says there i
 MAX_CLAIM = 1000
 # When no connector of a route is up, look again this soon (not counted as an attempt).
 NO_CONNECTOR_DELAY = 1.0
-PURGE_INTERVAL = 60.0
 EXPIRY_CHECK_INTERVAL = 5.0  # while no connector is up
+
 
 def outbox_node(node_id: int) -> str:
     """The name this node's outbox claims messages under."""
     return f"node-{node_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """Try message_id again at `at`; `counts` False when no upstream was even tried.
-    `parts`: the segments that did get through, recorded with the retry."""
+class HandOverWriter(Protocol):
+    """The store writer's operations the outbox uses."""
 
-    message_id: int
-    at: datetime
-    reason: str
-    counts: bool
-    parts: Handed | None = None
+    def handed(
+        self, message_id: int, upstream: str, upstream_id: str | None, sent_at: datetime,
+        *, parts: tuple[str, ...] = (), forget_body: bool = False,
+    ) -> asyncio.Future[None]: ...
+
+    def retry(
+        self, message_id: int, next_attempt_at: datetime, error: str, *, counts: bool,
+        upstream: str | None = None, parts: tuple[str, ...] = (),
+    ) -> asyncio.Future[None]: ...
 
 
 class Outbox:
     def __init__(
         self,
+        writer: HandOverWriter,
         store: OutboxStore,
         connectors: dict[str, Connector],
         router: Router,
@@ -70,6 +72,7 @@ class Outbox:
         retry_min: float,
         retry_max: float,
     ) -> None:
+        self._writer = writer
         self._directory = directory
         self._outcomes = outcomes
         self._metrics = metrics
@@ -78,12 +81,9 @@ class Outbox:
         self.store = store
         self.node = outbox_node(node_id)
         self._retry_min, self._retry_max = retry_min, retry_max
-        self._handed: Coalescer[Handed] = Coalescer("outbox-handed", self._flush_handed)
-        self._retries: Coalescer[Retry] = Coalescer("outbox-retries", self._flush_retries)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = 0
-        self._bodies_to_forget: set[int] = set()
         self._next_expiry_check = 0.0
         for connector in connectors.values():
             connector.on_up = self.notify
@@ -112,20 +112,10 @@ class Outbox:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for c in (self._handed, self._retries):
-            await c.drain()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_purge = loop.time() + PURGE_INTERVAL
         while True:
             self._wake.clear()
-            if loop.time() >= next_purge:
-                next_purge = loop.time() + PURGE_INTERVAL
-                try:
-                    await self.store.purge_finished()
-                except Exception:
-                    log.exception("outbox purge failed")
             try:
                 claimed = await self._cycle()
             except Exception:
@@ -203,10 +193,8 @@ class Outbox:
         else:
             connector = self._pick(route.connectors)
         if connector is None:
-            self._retries.add(
-                Retry(msg.id, now + timedelta(seconds=NO_CONNECTOR_DELAY), "no_connector_up",
-                      False)
-            )
+            self._writer.retry(msg.id, now + timedelta(seconds=NO_CONNECTOR_DELAY),
+                               "no_connector_up", counts=False)
             return
         self._in_flight += 1
         future = connector.send(
@@ -231,13 +219,14 @@ class Outbox:
         if result.ok:
             metrics.messages.labels("MT", "sent_upstream").inc()
             account = self._directory.by_id(msg.account_id)
-            if account is not None and not account.keep_bodies:
-                self._bodies_to_forget.add(msg.id)
             # A split message is found by its segments' ids (message_parts), never by
             # one of them standing for the whole.
             upstream_id = None if result.parts else result.upstream_id
-            self._handed.add(Handed(msg.id, connector.name, upstream_id, datetime.now(UTC),
-                                    result.parts))
+            self._writer.handed(
+                msg.id, connector.name, upstream_id, datetime.now(UTC), parts=result.parts,
+                # The body was kept only for the hand-over when the account keeps none.
+                forget_body=account is not None and not account.keep_bodies,
+            )
             return
         if result.temporary:
             counts = result.reached_upstream
@@ -249,10 +238,12 @@ class Outbox:
                 delay = max(0.0, min(delay, (msg.expires_at - now).total_seconds()))
             log.info("%s: message %s: %s; retry in %.1fs", connector.name, msg.id,
                      result.reason, delay)
-            parts = (Handed(msg.id, connector.name, "", now, result.parts)
-                     if any(result.parts) else None)
-            self._retries.add(Retry(msg.id, now + timedelta(seconds=delay), result.reason,
-                                    counts, parts))
+            taken = any(result.parts)
+            self._writer.retry(
+                msg.id, now + timedelta(seconds=delay), result.reason, counts=counts,
+                upstream=connector.name if taken else None,
+                parts=result.parts if taken else (),
+            )
             asyncio.get_running_loop().call_later(delay, self.notify)
             return
         log.warning("%s: message %s refused: %s", connector.name, msg.id, result.reason)
@@ -261,18 +252,5 @@ class Outbox:
 
     def _end(self, msg: NewMessage, state: int, error: int, outcome: str) -> None:
         self._metrics.messages.labels("MT", outcome).inc()
-        # The claim row stays until the periodic purge: deleting it before the outcome
-        # commits would let the next cycle claim the still-ACCEPTED message again.
         self._outcomes.add(msg, state, error, datetime.now(UTC))
-
-    async def _flush_retries(self, batch: list[Retry]) -> None:
-        await self.store.retry_later(
-            [(r.message_id, r.at, r.reason, r.counts) for r in batch],
-            [r.parts for r in batch if r.parts is not None],
-        )
-
-    async def _flush_handed(self, batch: list[Handed]) -> None:
-        forget = self._bodies_to_forget.intersection(h.message_id for h in batch)
-        await self.store.handed(batch, forget)
-        self._bodies_to_forget.difference_update(h.message_id for h in batch)
 

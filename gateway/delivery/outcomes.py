@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from functools import partial
+from typing import Protocol
 
-from gateway.delivery.coalescer import Coalescer
 from gateway.delivery.deliveries import PendingDelivery
 from pdu.codec import encode_body
 from pdu.receipt import (
@@ -27,10 +27,7 @@ from pdu.receipt import (
 )
 from pdu.text import decode_short_message
 from pdu.tlv import Tag, TlvError, decode_tlvs
-from store.batcher import NewMessage
-
-if TYPE_CHECKING:
-    from store.messages import MessageStore
+from store.writer import AlertRow, DeliveryRow, NewMessage
 
 # Characters of the message a receipt quotes (SMPP 3.4 Appendix B).
 QUOTED = 20
@@ -102,63 +99,69 @@ def receipt_body(o: Outcome, *, vendor_tlvs: bool) -> bytes:
     ))
 
 
+class OutcomeWriter(Protocol):
+    def outcome(
+        self, message_id: int, status: str, error_code: int, done_at: datetime | None, *,
+        delivery: DeliveryRow | None = None, alert: AlertRow | None = None,
+    ) -> asyncio.Future[None]: ...
+
+
+class IdSource(Protocol):
+    def next_id(self) -> int: ...
+
+
 class Outcomes:
     def __init__(
-        self, messages: MessageStore, policy: AccountPolicy, deliveries: Router, *,
-        alert_ttl: timedelta, batch_size: int,
+        self, writer: OutcomeWriter, policy: AccountPolicy, deliveries: Router,
+        ids: IdSource, *, alert_ttl: timedelta,
     ) -> None:
-        self._messages = messages
+        self._writer = writer
         self._policy = policy
         self._deliveries = deliveries
+        self._ids = ids
         self._alert_ttl = alert_ttl
-        self._pending: Coalescer[tuple[Outcome, asyncio.Future[None]]] = Coalescer(
-            "outcomes", self._flush, max_batch=batch_size
-        )
 
     def add(self, msg: NewMessage, state: int, error: int, done_at: datetime,
             network_error: bytes | None = None, *, received_at: float = 0.0,
-            ) -> asyncio.Future[None]:
-        """An outcome, recorded with others in the next commit; the future resolves once
-        it is durable (and its receipt, if any, is on its way)."""
-        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        outcome = Outcome(msg, state, error, done_at, network_error, received_at=received_at)
-        self._pending.add((outcome, durable))
+            delivered: int | None = None) -> asyncio.Future[None]:
+        """The message ended as `state`: written with its receipt (if the submit asked
+        for one) in the store writer's next commit; the receipt goes to a receiver once
+        that commit is durable, which is when the returned future resolves."""
+        o = Outcome(msg, state, error, done_at, network_error, delivered, received_at)
+        account_id = msg.account_id
+        delivery = None
+        if state in FINAL_STATES and wants_receipt(msg.registered_delivery, state):
+            delivery = DeliveryRow(
+                id=self._ids.next_id(), account_id=account_id, message_id=msg.id,
+                kind="dlr", body=receipt_body(o, vendor_tlvs=self._policy.vendor_tlvs(account_id)),
+                created_at=done_at, next_attempt_at=done_at,
+                expires_at=done_at + self._policy.delivery_ttl(account_id),
+            )
+        alert = None
+        if wants_alert(o):
+            alert = AlertRow(
+                account_id=account_id, ms_addr=msg.dest_addr, ms_ton=msg.dest_ton,
+                ms_npi=msg.dest_npi, esme_addr=msg.source_addr, esme_ton=msg.source_ton,
+                esme_npi=msg.source_npi, created_at=done_at,
+                expires_at=done_at + self._alert_ttl,
+            )
+        durable = self._writer.outcome(msg.id, MessageState(state).name, error, done_at,
+                                       delivery=delivery, alert=alert)
+        if delivery is not None:
+            pending = PendingDelivery(delivery.id, account_id, "dlr", delivery.body, received_at)
+            durable.add_done_callback(partial(self._route, pending))
         return durable
 
-    async def _flush(self, batch: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
-        await self.record([outcome for outcome, _ in batch])
-        for _, durable in batch:
-            if not durable.done():
-                durable.set_result(None)
-
-    async def drain(self) -> None:
-        await self._pending.drain()
+    def _route(self, pending: PendingDelivery, durable: asyncio.Future[None]) -> None:
+        # Not sent unless it is in the store: its acknowledgement must find its row.
+        if not durable.cancelled() and durable.exception() is None:
+            self._deliveries.route(pending)
 
     async def record(self, batch: list[Outcome]) -> None:
-        """Update history and queue the receipts in one transaction, then push them."""
-        updates = [(o.msg.id, MessageState(o.state).name, o.error, o.done_at) for o in batch]
-        rows, alerts, received = [], [], []
-        for o in batch:
-            account_id = o.msg.account_id
-            if o.state in FINAL_STATES and wants_receipt(o.msg.registered_delivery, o.state):
-                rows.append({
-                    "account_id": account_id, "message_id": o.msg.id, "kind": "dlr",
-                    "body": receipt_body(o, vendor_tlvs=self._policy.vendor_tlvs(account_id)),
-                    "created_at": o.done_at, "next_attempt_at": o.done_at,
-                    "expires_at": o.done_at + self._policy.delivery_ttl(account_id),
-                })
-                received.append(o.received_at)
-            if wants_alert(o):
-                msg = o.msg
-                alerts.append({
-                    "account_id": account_id,
-                    "ms_addr": msg.dest_addr, "ms_ton": msg.dest_ton, "ms_npi": msg.dest_npi,
-                    "esme_addr": msg.source_addr, "esme_ton": msg.source_ton,
-                    "esme_npi": msg.source_npi,
-                    "created_at": o.done_at, "expires_at": o.done_at + self._alert_ttl,
-                })
-        ids = await self._messages.record_outcomes(updates, rows, alerts)
-        for row, delivery_id, received_at in zip(rows, ids, received, strict=True):
-            self._deliveries.route(
-                PendingDelivery(delivery_id, row["account_id"], "dlr", row["body"], received_at)
-            )
+        """Several outcomes at once (receipts matched through the store); returns when
+        all are durable."""
+        await asyncio.gather(*(
+            self.add(o.msg, o.state, o.error, o.done_at, o.network_error,
+                     received_at=o.received_at, delivered=o.delivered)
+            for o in batch
+        ))

@@ -26,8 +26,8 @@ from pdu.codec import CancelSm, CommandId, Pdu, QuerySm, ReplaceSm, SubmitSm, re
 from pdu.receipt import MessageState
 from pdu.smpptime import format_smpp_time
 from pdu.status import CommandStatus
-from store.batcher import NewMessage
 from store.errors import InsufficientCredit
+from store.writer import NewMessage
 
 if TYPE_CHECKING:
     from gateway.accounts import Account, AccountDirectory

@@ -36,8 +36,8 @@ from pdu.codec import (
 from pdu.receipt import MessageState
 from pdu.status import CommandStatus
 from pdu.tlv import Tag, encode_tlvs
-from store.batcher import NewMessage
 from store.errors import InsufficientCredit
+from store.writer import NewMessage
 
 if TYPE_CHECKING:
     from gateway.accounts import Account, AccountDirectory
@@ -67,9 +67,9 @@ class SmppSession(Protocol):
 
 
 class StoreWriter(Protocol):
-    """Where accepted messages and their debits are committed (store.batcher)."""
+    """Where accepted messages and their debits are committed (store.writer)."""
 
-    def enqueue(
+    def accept(
         self, msg: NewMessage, *, replace_present: bool = False
     ) -> asyncio.Future[list[NewMessage]]: ...
 
@@ -230,7 +230,7 @@ class Submitter:
             session.respond(pdu, NO_CREDIT_STATUS)
             return
         msg = self._message(account, submit, checked, cost)
-        future = self._writer.enqueue(msg, replace_present=replace)
+        future = self._writer.accept(msg, replace_present=replace)
         future.add_done_callback(
             partial(self._committed, session, pdu, account, msg, session.received_at)
         )
@@ -335,7 +335,7 @@ class Submitter:
 
     def _commit(self, session, pdu, account, msgs: list[NewMessage],
                 unsuccess: list[UnsuccessSme]) -> None:
-        futures = [self._writer.enqueue(m) for m in msgs]
+        futures = [self._writer.accept(m) for m in msgs]
         gathered = asyncio.gather(*futures, return_exceptions=True)
         gathered.add_done_callback(
             partial(self._all_committed, session, pdu, account, msgs, unsuccess)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pdu.codec import AlertNotification, DeliverSm
 from pdu.status import CommandStatus, status_name
-from store.batcher import NewMessage
+from store.writer import NewMessage
 
 # Answers after which the same message may well go through later.
 TEMPORARY_STATUSES = frozenset(

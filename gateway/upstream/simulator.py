@@ -32,7 +32,7 @@ from pdu.codec import AlertNotification, DataSm, DeliverSm, addresses
 from pdu.receipt import MessageState, receipt_deliver_sm
 from pdu.status import CommandStatus
 from pdu.tlv import Tag, TlvError, as_int, decode_tlvs, int_tlv
-from store.batcher import NewMessage
+from store.writer import NewMessage
 
 # Receipt outcomes and the state they report; the others answer the submit itself.
 RECEIPT_STATES = {

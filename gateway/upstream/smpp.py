@@ -61,7 +61,7 @@ from pdu.smpptime import format_smpp_time
 from pdu.status import CommandStatus
 from pdu.text import split_payload
 from pdu.tlv import Tag, decode_tlvs, int_tlv
-from store.batcher import NewMessage
+from store.writer import NewMessage
 
 log = logging.getLogger(__name__)
 
