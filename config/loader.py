@@ -81,6 +81,8 @@ def load_settings(
             continue
         suffix = var[len(ENV_PREFIX) :]
         name = suffix.lower()
+        if name in REMOVED and suffix == suffix.upper():
+            raise _unknown_key(name, env[var], source=var)
         if name not in RULES or suffix != suffix.upper():
             log.warning("ignoring %s", _unknown_env(var))
             continue
@@ -162,7 +164,17 @@ def _close_matches(key: str) -> str:
     return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
 
 
+# Settings that existed once: naming one is an error that says why it went.
+REMOVED = {
+    "batch_max_delay_ms": "the store writer commits whatever is waiting as soon as the "
+    "previous commit ends, so there is no delay to set; delete it from the configuration",
+}
+
+
 def _unknown_key(key: str, value: Any, *, source: str) -> ConfigError:
+    if key.lower() in REMOVED:
+        return ConfigError(f"setting {key!r} was removed: {REMOVED[key.lower()]}",
+                           source=source)
     hint = _close_matches(key)
     if not hint and isinstance(value, dict) and set(value) & set(RULES):
         hint = "; settings are top-level keys, not inside a table"

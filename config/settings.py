@@ -168,9 +168,9 @@ class Settings:
     smtp_from: str = "smppgw@localhost"
     smtp_timeout: float = 10.0
 
-    # Write-behind batcher.
+    # The store writer: at most this many operations in one commit (it commits whatever
+    # is waiting as soon as the previous commit ends; there is no delay to tune).
     batch_max_size: int = 1000
-    batch_max_delay_ms: float = 2.0
 
     # Upstream simulator and DLR/MO delivery.
     simulator_delay_ms: float = 200.0
@@ -325,7 +325,6 @@ RULES: dict[str, Rule] = {
     ),
     "smtp_timeout": _positive("seconds"),
     "batch_max_size": _int_at_least(1),
-    "batch_max_delay_ms": _non_negative("milliseconds"),
     "simulator_delay_ms": _non_negative("milliseconds"),
     "upstreams": Rule(
         "a list of [[upstreams]] tables (TOML file only)",

@@ -84,7 +84,7 @@ def test_full_toml_file(tmp_path: Path) -> None:
         metrics_port = -1
         uniform_bind_failure = true
         bind_timeout = 5
-        batch_max_delay_ms = 0.5
+        batch_max_size = 500
         log_level = "debug"
         """,
     )
@@ -94,6 +94,7 @@ def test_full_toml_file(tmp_path: Path) -> None:
     assert s.tls_min_version == "1.2"
     assert s.uniform_bind_failure is True
     assert s.bind_timeout == 5.0 and isinstance(s.bind_timeout, float)
+    assert s.batch_max_size == 500
     assert s.log_level == "DEBUG"
     assert not s.metrics_enabled
 
@@ -264,6 +265,17 @@ def test_string_overrides_are_converted() -> None:
 def test_bad_override_names_the_command_line() -> None:
     with pytest.raises(ConfigError, match=r"node_id: .*got 5000 \(from command line\)"):
         load_settings(env={}, overrides={"node_id": 5000})
+
+
+def test_a_removed_setting_says_why_wherever_it_is_named(tmp_path: Path) -> None:
+    removed = "setting 'batch_max_delay_ms' was removed: the store writer commits"
+    with pytest.raises(ConfigError, match=removed):
+        load_settings(write(tmp_path, "batch_max_delay_ms = 2.0\n"), env={})
+    with pytest.raises(ConfigError, match=removed) as info:
+        load_settings(env={"SMPPGW_BATCH_MAX_DELAY_MS": "2"})
+    assert "SMPPGW_BATCH_MAX_DELAY_MS" in str(info.value)
+    with pytest.raises(ConfigError, match=removed):
+        load_settings(overrides={"batch_max_delay_ms": 2.0}, env={})
 
 
 def test_unknown_override() -> None:

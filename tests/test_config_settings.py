@@ -25,7 +25,7 @@ def test_defaults() -> None:
     assert (s.bind_timeout, s.enquire_link_interval) == (30.0, 30.0)
     assert (s.session_max_age, s.response_timeout) == (86400.0, 10.0)
     assert (s.default_window, s.default_throughput, s.max_pdu_size) == (10, 20.0, 65536)
-    assert (s.batch_max_size, s.batch_max_delay_ms) == (1000, 2.0)
+    assert s.batch_max_size == 1000
     assert (s.simulator_delay_ms, s.dlr_retry_interval, s.dlr_max_age) == (200.0, 30.0, 604800.0)
     assert s.create_demo_account is True
     assert (s.node_id, s.log_level) == (0, "INFO")
@@ -108,7 +108,6 @@ def test_lossless_coercions(kwargs: dict[str, Any], attribute: str, expected: An
         ({"dlr_retry_interval": 0.0}, "dlr_retry_interval: must be a positive number"),
         ({"dlr_max_age": -5}, "dlr_max_age: must be a positive number"),
         ({"default_throughput": 0}, "default_throughput: must be a positive number of messages"),
-        ({"batch_max_delay_ms": -0.1}, "batch_max_delay_ms: must be a number of milliseconds, 0"),
         ({"simulator_delay_ms": "fast"}, "simulator_delay_ms: must be a number of milliseconds"),
         ({"uniform_bind_failure": 1}, "uniform_bind_failure: must be true or false"),
         ({"create_demo_account": "yes"}, "create_demo_account: must be true or false"),
@@ -169,7 +168,7 @@ def test_consistency_checks(kwargs: dict[str, Any], setting: str, message: str) 
         {"metrics_port": -1},
         {"metrics_port": 2775, "metrics_host": "10.0.0.1", "smpp_host": "10.0.0.2"},
         {"state_dir": Path("/" + "d" * 50), "admin_socket": Path("/run/a.sock")},
-        {"batch_max_delay_ms": 0, "simulator_delay_ms": 0},
+        {"batch_max_size": 1, "simulator_delay_ms": 0},
         {"node_id": 1023, "max_pdu_size": 1024},
     ],
 )

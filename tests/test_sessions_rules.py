@@ -171,8 +171,8 @@ async def test_rate_limit_throttles_beyond_the_burst(make_gateway):
 
 
 async def test_window_throttles_beyond_outstanding_limit(make_gateway):
-    # A slow commit keeps submits outstanding long enough to fill the window.
-    gw = await make_gateway(default_window=3, batch_max_delay_ms=300.0)
+    # Five submits read in one turn: the first three fill the window before any commit.
+    gw = await make_gateway(default_window=3)
     account = await new_account(gw)
     client = await _bound(gw, account)
     for _ in range(5):
