@@ -3,8 +3,9 @@ STOP lists, prices, limits and balances.
 
 Loaded from the store at start and refreshed whenever the admin socket changes an
 account, so a bind or a submit never waits on the database. Balances are tracked as
-the committed balance plus the debits reserved by submits still in the batcher; a
-submit reserves before it is queued, so one node never promises more than it has.
+the committed balance plus the debits reserved by submits still in the store writer's
+queue; a submit reserves before it is queued, so one node never promises more than it
+has.
 After a debit commits, `after_debit` may start an automatic top-up or a low-balance
 alert in the background; it never blocks the submit that triggered it.
 """

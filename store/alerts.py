@@ -1,7 +1,7 @@
 """alert_notification requests: absent subscribers an account wants to hear about.
 
-A row is added (store.messages.record_outcomes) when a message whose submit asked for
-set_dpf failed because the subscriber was absent. When the upstream reports that
+A row is added (by store.writer, in the commit of the outcome) when a message whose
+submit asked for set_dpf failed because the subscriber was absent. When the upstream reports that
 subscriber reachable again the row is marked alerted; it is deleted once a bound
 receiver of the account got the alert_notification (SMPP 3.4 section 4.12), or when it
 expires unanswered.

@@ -45,8 +45,8 @@ def make_engine(
     return create_async_engine(
         parsed,
         pool_pre_ping=True,
-        # The hot path holds a connection only for one batch commit; a handful per
-        # node covers the batcher, the dispatcher and admin traffic.
+        # The hot path's writes go through store.writer's own connection; a handful
+        # per node covers the outbox's claims, receipt lookups and admin traffic.
         pool_size=10,
         max_overflow=10,
         pool_recycle=3600,

@@ -12,13 +12,11 @@ path; this module keeps the claim query, cancel and replace.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.engine import writer
@@ -27,21 +25,6 @@ from store.tables import accounts, ledger, message_parts, messages
 
 # Statuses a message reaches without ever leaving the gateway.
 CANCELLED_STATUS = "DELETED"
-
-
-@dataclass(frozen=True, slots=True)
-class Handed:
-    """An upstream took message_id and called it upstream_id.
-
-    `parts`: for a message the gateway split, each segment's upstream id ("" for one
-    the upstream has not taken yet); upstream_id is then the first segment's.
-    """
-
-    message_id: int
-    upstream: str
-    upstream_id: str | None
-    sent_at: datetime
-    parts: tuple[str, ...] = ()
 
 
 def _due(now: datetime) -> sa.ColumnElement[bool]:
@@ -62,13 +45,12 @@ def _not_in_flight(now: datetime) -> sa.ColumnElement[bool]:
 async def withdraw_waiting(
     conn: AsyncConnection, account_id: int, now: datetime, *, note: str,
     message_id: int | None = None, source_addr: str | None = None,
-    dest_addr: str | None = None, service_type: str | None = None,
+    dest_addr: str | None = None,
 ) -> list[dict[str, Any]]:
     """Inside the caller's transaction: end matching messages that still wait for an
-    upstream as DELETED, refund each with a ledger row.
-
-    Used by cancel_sm and by submit_sm's replace_if_present_flag, whose replacement is
-    committed in the same transaction. Returns the withdrawn rows as they were.
+    upstream as DELETED, refund each with a ledger row (cancel_sm; submit_sm's
+    replace_if_present_flag does the same inside the store writer's commit, see
+    store.writer). Returns the withdrawn rows as they were.
     """
     cond = [
         messages.c.account_id == account_id,
@@ -82,8 +64,6 @@ async def withdraw_waiting(
         cond.append(messages.c.source_addr == source_addr)
     if dest_addr:
         cond.append(messages.c.dest_addr == dest_addr)
-    if service_type is not None:
-        cond.append(messages.c.service_type == service_type)
     query = sa.select(messages).where(*cond)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -110,30 +90,9 @@ async def withdraw_waiting(
     return found
 
 
-async def _write_parts(conn: AsyncConnection, items: Sequence[Handed]) -> None:
-    """Upsert the segments' upstream ids: a receipt for a part may have been recorded
-    before the hand-over commits (it then created the row with its state)."""
-    rows = [
-        {"message_id": h.message_id, "part_no": n, "parts": len(h.parts),
-         "upstream": h.upstream, "upstream_id": upstream_id}
-        for h in items for n, upstream_id in enumerate(h.parts, start=1) if upstream_id
-    ]
-    if not rows:
-        return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(message_parts)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[message_parts.c.message_id, message_parts.c.part_no],
-            set_={"upstream": stmt.excluded.upstream, "upstream_id": stmt.excluded.upstream_id,
-                  "parts": stmt.excluded.parts},
-        ),
-        rows,
-    )
-
-
 class OutboxStore:
-    """Claims, hand-over, retries and cancellation of messages not yet upstream."""
+    """Claims, restart recovery, cancellation and replacement of messages not yet
+    upstream (their hand-overs and retries are store.writer's)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -169,30 +128,6 @@ class OutboxStore:
                 )
         return rows
 
-    async def handed(self, items: Sequence[Handed], forget_bodies: Iterable[int] = ()) -> None:
-        """Upstreams took these: ACCEPTED -> ENROUTE with their ids, claims dropped.
-
-        Superseded by StoreWriter.handed (one statement in the writer's commit); kept
-        until the gateway calls that instead.
-
-        `forget_bodies`: messages of accounts that keep no bodies; the body was stored
-        only so that it could wait for an upstream, and goes now.
-        """
-        if not items:
-            return
-        forget = list(forget_bodies)
-        params = [
-            {"b_id": h.message_id, "b_up": h.upstream, "b_upid": h.upstream_id, "b_at": h.sent_at}
-            for h in items
-        ]
-        async with self._writer.begin() as conn:
-            await conn.execute(_HANDED, params)
-            await _write_parts(conn, items)
-            if forget:
-                await conn.execute(
-                    messages.update().where(messages.c.id.in_(forget)).values(body=None)
-                )
-
     async def taken_parts(
         self, message_ids: Iterable[int]
     ) -> dict[int, tuple[str, dict[int, str]]]:
@@ -213,32 +148,6 @@ class OutboxStore:
                 entry = taken.setdefault(int(message_id), (upstream, {}))
                 entry[1][int(part_no)] = upstream_id
             return taken
-
-    async def retry_later(
-        self, items: Iterable[tuple[int, datetime, str, bool]], parts: Sequence[Handed] = ()
-    ) -> None:
-        """(message_id, next_attempt_at, error, counts) after a temporary failure.
-
-        `counts` False releases the claim without counting an attempt (no upstream
-        was even tried, e.g. every connector of the route is down). `parts`: segments
-        of these messages the upstream did take, committed with the retry so that it
-        never sends them twice. Superseded by StoreWriter.retry; kept until the gateway
-        calls that instead.
-        """
-        rows = [
-            {"b_id": mid, "b_next": at, "b_err": err[:64], "b_inc": 1 if counts else 0}
-            for mid, at, err, counts in items
-        ]
-        if not rows:
-            return
-        async with self._writer.begin() as conn:
-            await _write_parts(conn, parts)
-            await conn.execute(_RETRY, rows)
-
-    async def purge_finished(self) -> int:
-        """Nothing to purge since migration 0006: scheduling lives on the message row
-        and ends with it. Kept (a no-op) until the gateway stops calling it."""
-        return 0
 
     async def release_node(self, node: str, now: datetime) -> int:
         """At start: claims a previous run of this node held are due again at once."""
@@ -323,28 +232,3 @@ class OutboxStore:
                 ).scalar()
                 or 0
             )
-
-
-_HANDED = (
-    messages.update()
-    .where(messages.c.id == sa.bindparam("b_id"))
-    .values(
-        upstream=sa.bindparam("b_up"),
-        upstream_id=sa.bindparam("b_upid"),
-        sent_at=sa.bindparam("b_at"),
-        claimed_by=sa.null(),
-        # A receipt processed before this commit already set the final state: keep it.
-        status=sa.case((messages.c.status == "ACCEPTED", "ENROUTE"), else_=messages.c.status),
-    )
-)
-
-_RETRY = (
-    messages.update()
-    .where(messages.c.id == sa.bindparam("b_id"))
-    .values(
-        attempts=messages.c.attempts + sa.bindparam("b_inc"),
-        claimed_by=sa.null(),
-        next_attempt_at=sa.bindparam("b_next"),
-        last_error=sa.bindparam("b_err"),
-    )
-)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -64,3 +65,10 @@ async def new_account(
     args = {"credits": credits, "allowed_ips": list(ips), "senders": list(TEST_SENDERS)}
     args.update(extra)
     return await admin(gw, "account.create", **args)
+
+
+async def history_statuses(gw: Gateway, system_id: str) -> dict[str, int]:
+    """How many of the account's messages the history holds, by status."""
+    account = gw.accounts.get(system_id)
+    rows = await gw.messages.query(account.id, limit=1_000_000)
+    return dict(Counter(row["status"] for row in rows))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.engine import make_engine, migrate
 from store.invariants import ledger_violations
-from store.writer import NewMessage
+from store.writer import NewMessage, StoreWriter
 
 PG_URL = os.environ.get("SMPPGW_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -97,6 +97,31 @@ async def blank_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterat
     """A database with no schema, for tests of the migrations themselves."""
     async with _database(request.param, tmp_path) as db:
         yield db
+
+
+# The claim lease of make_writer's writers unless a test gives its own.
+LEASE = timedelta(seconds=60)
+MakeWriter = Callable[..., Awaitable[StoreWriter]]
+
+
+@pytest.fixture
+async def make_writer(store_db: StoreDB) -> AsyncIterator[MakeWriter]:
+    """`await make_writer(**options)`: a started StoreWriter on the test store, stopped
+    at the end (node "node-1" and a LEASE claim unless given). Several stand for
+    several nodes (their own connections)."""
+    made: list[StoreWriter] = []
+
+    async def make(**options: Any) -> StoreWriter:
+        options.setdefault("node", "node-1")
+        options.setdefault("claim_lease", LEASE)
+        writer = StoreWriter(store_db.url, connect_args=store_db.connect_args, **options)
+        await writer.start()
+        made.append(writer)
+        return writer
+
+    yield make
+    for writer in made:
+        await writer.stop()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import smpplib.consts
 import smpplib.exceptions
 import smpplib.gsm
 from aiosmpplib_hooks import Collector
-from gw_helpers import admin, new_account
+from gw_helpers import admin, history_statuses, new_account
 from interop_helpers import SubmitTap, wait_until
 
 SENDERS = [{"address": "12345", "kind": "shortcode"},
@@ -179,8 +179,7 @@ async def test_smpplib_default_ton_is_refused_under_strict_addressing(gateway, t
         assert status == smpplib.consts.SMPP_ESME_RINVSRCTON == ESME_RINVSRCTON
     assert [(s.source_ton, s.command_status, s.message_id) for s in tap.submits] == [
         (0, ESME_RINVSRCTON, None)] * 2
-    assert await gateway.messages.count_by_status(
-        gateway.accounts.get(account["system_id"]).id) == {}
+    assert await history_statuses(gateway, account["system_id"]) == {}
 
 
 # --- aiosmpplib: on the test's loop -------------------------------------------------
@@ -257,5 +256,4 @@ async def test_aiosmpplib_default_ton_is_refused_under_strict_addressing(gateway
     assert not hook.dlrs
     assert [(s.source_ton, s.command_status) for s in tap.submits] == [
         (0, ESME_RINVSRCTON)] * 2
-    assert await gateway.messages.count_by_status(
-        gateway.accounts.get(account["system_id"]).id) == {}
+    assert await history_statuses(gateway, account["system_id"]) == {}

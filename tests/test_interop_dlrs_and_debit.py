@@ -12,16 +12,11 @@ import aiosmpplib
 import smpplib.client
 import smpplib.consts
 from aiosmpplib_hooks import Collector
-from gw_helpers import admin, new_account
+from gw_helpers import admin, history_statuses, new_account
 
 from pdu.receipt import parse_receipt
 
 N = 100
-
-
-async def _history(gw, account_system_id: str) -> dict[str, int]:
-    account = gw.accounts.get(account_system_id)
-    return await gw.messages.count_by_status(account.id)
 
 
 def _smpplib_session(host, port, system_id, password, n):
@@ -74,7 +69,7 @@ async def test_smpplib_100_messages_100_dlrs_exact_debit(gateway):
     assert receipted == ids
     shown = await admin(gateway, "account.show", system_id=account["system_id"])
     assert shown["balance"] == "50.00"
-    history = await _history(gateway, account["system_id"])
+    history = await history_statuses(gateway, account["system_id"])
     assert history == {"DELIVERED": N}
 
 
@@ -125,4 +120,4 @@ async def test_aiosmpplib_100_messages_100_dlrs_exact_debit(make_gateway):
     assert {parse_receipt(d.short_message.encode()).message_id for d in hook.dlrs} == ids
     shown = await admin(gateway, "account.show", system_id=account["system_id"])
     assert shown["balance"] == "0.50"
-    assert await _history(gateway, account["system_id"]) == {"DELIVERED": N}
+    assert await history_statuses(gateway, account["system_id"]) == {"DELIVERED": N}

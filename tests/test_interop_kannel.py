@@ -19,7 +19,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from gw_helpers import new_account
+from gw_helpers import history_statuses, new_account
 from interop_helpers import SubmitTap, wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -204,7 +204,7 @@ async def test_kannel_transceiver_gets_every_dlr(gateway, tmp_path):
                          f"{MESSAGES} delivery reports")
     assert set(kannel.dlrs.delivered()) == {str(i) for i in range(MESSAGES)}
     # 48 short messages, 3 parts of the 400-character text, 1 UCS-2 message.
-    history = await gateway.messages.count_by_status(gateway.accounts.get(account["system_id"]).id)
+    history = await history_statuses(gateway, account["system_id"])
     assert history == {"DELIVERED": MESSAGES - 2 + 3 + 1}
 
 

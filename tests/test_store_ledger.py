@@ -1,5 +1,5 @@
 """LedgerStore on SQLite and PostgreSQL: credits, transfers, automatic top-up, and the
-money invariants under concurrent transfers and batched submits."""
+money invariants under concurrent transfers and group-committed submits (store.writer)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 import store_fixtures
-from store_fixtures import StoreDB, new_message
+from store_fixtures import MakeWriter, StoreDB, new_message
 
 from store.accounts import AccountStore
-from store.batcher import WriteBehindBatcher
 from store.errors import AccountNotFound, InsufficientCredit
 from store.invariants import ledger_violations
 from store.ledger import LedgerStore
@@ -21,6 +20,7 @@ from store.tables import ledger as ledger_table
 from store.tables import messages
 
 store_db = store_fixtures.store_db
+make_writer = store_fixtures.make_writer
 books_balance = store_fixtures.books_balance
 pytestmark = pytest.mark.usefixtures("books_balance")
 
@@ -204,19 +204,18 @@ async def test_concurrent_auto_topups_add_once(
 
 
 async def test_transfers_and_batched_submits_never_overdraw(
-    store_db: StoreDB, accounts: AccountStore, ledger: LedgerStore
+    store_db: StoreDB, accounts: AccountStore, ledger: LedgerStore, make_writer: MakeWriter
 ) -> None:
     """Transfers both ways and group-committed submits on both accounts, all at once."""
     a = await accounts.create("a", "h", credits=5_000)
     b = await accounts.create("b", "h", credits=5_000)
-    batcher = WriteBehindBatcher(store_db.engine, max_batch=50, max_delay=0.002)
-    await batcher.start()
+    writer = await make_writer(max_batch=50)
     rng = random.Random(4)
     next_id = iter(range(1, 1_000_000))
 
     async def submit(account_id: int) -> bool:
         try:
-            await batcher.submit(new_message(next(next_id), account_id, cost=rng.randint(1, 90)))
+            await writer.accept(new_message(next(next_id), account_id, cost=rng.randint(1, 90)))
         except InsufficientCredit:
             return False
         return True
@@ -236,10 +235,7 @@ async def test_transfers_and_batched_submits_never_overdraw(
         jobs.append(transfer("a", "b"))
         jobs.append(transfer("b", "a"))
     rng.shuffle(jobs)
-    try:
-        results = await asyncio.gather(*jobs)
-    finally:
-        await batcher.stop()
+    results = await asyncio.gather(*jobs)
     assert any(results) and not all(results)  # both outcomes happened: credit ran out
     for name in ("a", "b"):
         assert await ledger.balance(name) >= 0

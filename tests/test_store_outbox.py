@@ -2,7 +2,8 @@
 
 Claims must never hand one message to two workers (two engines stand for two nodes),
 leases must come back after a crash, and cancel/replace must not touch a message that
-is on its way upstream.
+is on its way upstream. Messages are written by the store writer with a claim lease of
+zero: due at once, as if the writer's node had let them go.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import store_fixtures
-from store_fixtures import StoreDB, new_message
+from store_fixtures import MakeWriter, StoreDB, new_message
 
 from store import tables
-from store.batcher import WriteBehindBatcher
-from store.outbox import Handed, OutboxStore
+from store.outbox import OutboxStore
+from store.writer import StoreWriter
 
 store_db = store_fixtures.store_db
+make_writer = store_fixtures.make_writer
 LEASE = timedelta(seconds=60)
 
 
@@ -34,20 +36,21 @@ async def _account(db: StoreDB, system_id: str = "acme") -> int:
     return int(result.inserted_primary_key[0])
 
 
-async def _messages(db: StoreDB, account_id: int, n: int, **fields) -> list[int]:
-    batcher = WriteBehindBatcher(db.engine)
-    await batcher.start()
+async def _writer(make_writer: MakeWriter) -> StoreWriter:
+    return await make_writer(node="writer", claim_lease=timedelta(0))
+
+
+async def _messages(writer: StoreWriter, account_id: int, n: int) -> list[int]:
     ids = list(range(1000, 1000 + n))
-    await asyncio.gather(
-        *(batcher.submit(new_message(i, account_id, cost=0, **fields)) for i in ids)
-    )
-    await batcher.stop()
+    await asyncio.gather(*(writer.accept(new_message(i, account_id, cost=0)) for i in ids))
     return ids
 
 
-async def test_two_nodes_claiming_at_once_never_share_a_message(store_db: StoreDB) -> None:
+async def test_two_nodes_claiming_at_once_never_share_a_message(
+    store_db: StoreDB, make_writer: MakeWriter
+) -> None:
     account_id = await _account(store_db)
-    ids = await _messages(store_db, account_id, 200)
+    ids = await _messages(await _writer(make_writer), account_id, 200)
     other = store_db.other_engine()
     try:
         a, b = OutboxStore(store_db.engine), OutboxStore(other)
@@ -69,40 +72,45 @@ async def test_two_nodes_claiming_at_once_never_share_a_message(store_db: StoreD
         await other.dispose()
 
 
-async def test_restart_releases_own_claims_and_backoff_is_honoured(store_db: StoreDB) -> None:
+async def test_restart_releases_own_claims_and_backoff_is_honoured(
+    store_db: StoreDB, make_writer: MakeWriter
+) -> None:
     account_id = await _account(store_db)
-    ids = await _messages(store_db, account_id, 3)
+    writer = await _writer(make_writer)
+    ids = await _messages(writer, account_id, 3)
     outbox = OutboxStore(store_db.engine)
     now = datetime.now(UTC)
     assert len(await outbox.claim("node-0", now, LEASE, 10)) == 3
     assert await outbox.release_node("node-0", now) == 3
     rows = await outbox.claim("node-0", now, LEASE, 10)
     assert [r["attempts"] for r in rows] == [0, 0, 0]
-    await outbox.retry_later([(ids[0], now + timedelta(seconds=30), "ESME_RTHROTTLED", True)])
-    await outbox.handed([Handed(ids[1], "smsc-a", "up-1", now)])
-    await outbox.release_node("node-0", now)
+    await writer.retry(ids[0], now + timedelta(seconds=30), "ESME_RTHROTTLED", counts=True)
+    await writer.handed(ids[1], "smsc-a", "up-1", now)
+    assert await outbox.release_node("node-0", now) == 1  # ids[2] only
     due = await outbox.claim("node-0", now, LEASE, 10)
     assert [r["id"] for r in due] == [ids[2]]  # ids[0] backs off, ids[1] left
     later = await outbox.claim("node-0", now + timedelta(seconds=31), LEASE, 10)
     assert [(r["id"], r["attempts"]) for r in later] == [(ids[0], 1)]
 
 
-async def test_scheduled_messages_wait_and_expired_ones_are_handed_back(store_db: StoreDB) -> None:
+async def test_scheduled_messages_wait_and_expired_ones_are_handed_back(
+    store_db: StoreDB, make_writer: MakeWriter
+) -> None:
     account_id = await _account(store_db)
     now = datetime.now(UTC)
-    batcher = WriteBehindBatcher(store_db.engine)
-    await batcher.start()
-    await batcher.submit(new_message(1, account_id, schedule_at=now + timedelta(hours=1)))
-    await batcher.submit(new_message(2, account_id, expires_at=now - timedelta(minutes=1)))
-    await batcher.stop()
+    writer = await _writer(make_writer)
+    await writer.accept(new_message(1, account_id, schedule_at=now + timedelta(hours=1)))
+    await writer.accept(new_message(2, account_id, expires_at=now - timedelta(minutes=1)))
     # A new message is due from its created_at on: look after both were written.
     rows = await OutboxStore(store_db.engine).claim("n", datetime.now(UTC), LEASE, 10)
     assert [r["id"] for r in rows] == [2]
 
 
-async def test_cancel_and_replace_only_touch_messages_not_in_flight(store_db: StoreDB) -> None:
+async def test_cancel_and_replace_only_touch_messages_not_in_flight(
+    store_db: StoreDB, make_writer: MakeWriter
+) -> None:
     account_id = await _account(store_db)
-    ids = await _messages(store_db, account_id, 2)
+    ids = await _messages(await _writer(make_writer), account_id, 2)
     outbox = OutboxStore(store_db.engine)
     now = datetime.now(UTC)
     await outbox.claim("n", now, LEASE, 1)  # ids[0] is being sent

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -14,7 +13,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 import store_fixtures
-from store_fixtures import StoreDB, new_message
+from store_fixtures import LEASE, MakeWriter, StoreDB, new_message
 
 from store.accounts import AccountStore
 from store.alerts import AlertStore
@@ -27,29 +26,9 @@ from store.tables import deliveries, ledger, message_parts, messages
 from store.writer import AlertRow, DeliveryRow, NewMessage, StoreWriter
 
 store_db = store_fixtures.store_db
-LEASE = timedelta(seconds=60)
+make_writer = store_fixtures.make_writer
 T0 = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
-MakeWriter = Callable[..., Awaitable[StoreWriter]]
 DUPLICATE_KEY = (sqlite3.IntegrityError, asyncpg.UniqueViolationError)
-
-
-@pytest.fixture
-async def make_writer(store_db: StoreDB) -> AsyncIterator[MakeWriter]:
-    """`await make_writer(**options)`: a started writer on the test store, stopped at
-    the end. Several stand for several nodes (their own connections)."""
-    made: list[StoreWriter] = []
-
-    async def make(**options: Any) -> StoreWriter:
-        options.setdefault("node", "node-1")
-        options.setdefault("claim_lease", LEASE)
-        writer = StoreWriter(store_db.url, connect_args=store_db.connect_args, **options)
-        await writer.start()
-        made.append(writer)
-        return writer
-
-    yield make
-    for writer in made:
-        await writer.stop()
 
 
 @pytest.fixture
@@ -178,6 +157,37 @@ async def test_waiting_messages_are_written_claimed_by_the_node(
     assert [(r["id"], r["attempts"]) for r in later] == [(1, 0)]
 
 
+async def test_a_free_message_needs_no_credit_and_no_ledger_row(
+    store_db: StoreDB, make_writer: MakeWriter
+) -> None:
+    ids = await _accounts(store_db, broke=0)
+    writer = await make_writer()
+    assert await writer.accept(new_message(1, ids["broke"], cost=0)) == []
+    [row] = await _rows(store_db, sa.select(messages))
+    assert (row["id"], row["ledger_id"]) == (1, None)
+    assert await _rows(store_db, sa.select(ledger)) == []
+    await _books_balance(store_db)
+
+
+async def test_accepts_queued_during_a_commit_go_into_the_next_ones(
+    store_db: StoreDB, make_writer: MakeWriter, commits: list[tuple[float, int]]
+) -> None:
+    ids = await _accounts(store_db, acme=10_000)
+    writer = await make_writer(max_batch=5, on_commit=lambda s, n: commits.append((s, n)))
+    # Four waves of seven, each queued while the commits of the previous ones run.
+    waves = []
+    for wave in range(4):
+        waves += [writer.accept(new_message(wave * 7 + i, ids["acme"], cost=1))
+                  for i in range(1, 8)]
+        await asyncio.sleep(0)
+    await asyncio.gather(*waves)
+    assert await _message_ids(store_db) == list(range(1, 29))
+    sizes = [n for _, n in commits]
+    assert sum(sizes) == 28 and max(sizes) <= 5
+    assert await LedgerStore(store_db.engine).balance("acme") == 10_000 - 28
+    await _books_balance(store_db)
+
+
 # --- failures ---------------------------------------------------------------------------
 
 
@@ -232,6 +242,10 @@ async def test_bookkeeping_that_can_never_be_written_holds_nobody_back(
     await writer.stop()  # one more try, then the caller hears it failed
     assert poison.done() and poison.exception() is not None
     assert await _message_ids(store_db) == [1, 3]
+    # The outcome never stood without its receipt: the status stayed the hand-over's.
+    stored = await MessageStore(store_db.engine).get(1)
+    assert stored is not None and stored["status"] == "ENROUTE"
+    assert await _rows(store_db, sa.select(deliveries)) == []
 
 
 async def test_stop_commits_everything_queued_and_then_refuses_work(

@@ -2,9 +2,9 @@
 debited message.
 
 Checks run in memory (flow limits, the addressing policy, flags, times, coding,
-segments, price, credit); the message and its debit then go to the write-behind
-batcher, and the response is written from the batcher's callback, only after the
-commit (ARCHITECTURE principle 3). Only then is the message handed on towards the
+segments, price, credit); the message and its debit then go to the node's store
+writer (store.writer), and the response is written when its future resolves, only after
+the commit (ARCHITECTURE principle 3). Only then is the message handed on towards the
 upstream.
 """
 
