@@ -2,11 +2,11 @@
 
 Callers queue operations (accept a message and its debit, hand-overs, retries,
 outcomes with their receipts, MOs, delivery acknowledgements) and get a future that
-resolves when the operation is committed. One task commits whatever is queued when the
-previous commit ends (group commit): at light load a lone operation is committed at
-once, under load many share one transaction. The writer speaks to the driver itself:
-sqlite3 on one dedicated thread, or an asyncpg connection of its own, with prepared
-statements and `executemany` of plain tuples. SQLAlchemy and Alembic keep the schema
+resolves when the operation is committed. The writer's own thread commits whatever is
+queued when the previous commit ends (group commit): at light load a lone operation is
+committed at once, under load many share one transaction. The writer speaks to the
+driver itself: sqlite3, or an asyncpg connection on the thread's own event loop, with
+prepared statements and `executemany` of plain tuples. SQLAlchemy and Alembic keep the schema
 (store.tables); every value written here reads back through them unchanged.
 
 What a commit does is decided once, in `_plan`, a generator that asks its driver for
@@ -20,8 +20,10 @@ import asyncio
 import logging
 import re
 import sqlite3
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Generator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -143,15 +145,15 @@ _STATUSES = frozenset(MESSAGE_STATUSES)
 class _Work:
     """The operations of one commit, by kind (the order they are written in)."""
 
-    __slots__ = ("accepts", "delivered", "handed", "inbound", "outcomes", "reschedules",
-                 "retries")
+    __slots__ = ("accepts", "delivered", "flushes", "handed", "inbound", "outcomes",
+                 "reschedules", "retries")
 
     def __init__(self, ops: Sequence[_Op]) -> None:
         kinds: tuple[list[_Op], ...] = ([], [], [], [], [], [], [], [])
         for op in ops:
             kinds[op[0]].append(op)
         (self.accepts, self.handed, self.retries, self.outcomes, self.inbound,
-         self.delivered, self.reschedules, _flushes) = kinds
+         self.delivered, self.reschedules, self.flushes) = kinds
 
 
 @dataclass(slots=True)
@@ -173,6 +175,12 @@ class StoreWriter:
     once are written claimed by `node` until created_at + `claim_lease`.
     `on_commit(seconds, messages)` is told the duration of every commit and how many
     message rows (accepted MTs and MOs) it wrote.
+
+    Commits run on a thread of the writer's own, which takes the next batch the moment
+    the previous commit ends: the commit rate never waits for a turn of the event loop
+    that queued the work. The loop only queues operations and, when told a commit ended,
+    resolves their futures. On PostgreSQL that thread runs the asyncpg connection on an
+    event loop of its own.
     """
 
     def __init__(
@@ -200,43 +208,56 @@ class StoreWriter:
             self._driver = _PostgresDriver(dsn, dict(connect_args or {}), node, claim_lease)
         self._max_batch = max_batch
         self._on_commit = on_commit
-        self._queue: list[_Op] = []
-        self._retries: list[_RetryGroup] = []
-        self._waiter: asyncio.Future[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+        # Shared with the writer's thread: deque appends and poplefts are atomic.
+        self._queue: deque[_Op] = deque()
+        self._wakeup = threading.Event()
+        self._idle = False
         self._stopping = False
+        # The writer thread's own.
+        self._retries: list[_RetryGroup] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._exited: asyncio.Future[None] | None = None
 
     # --- life cycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._task is not None:
+        if self._thread is not None:
             raise StoreError("the store writer is already started")
-        self._loop = asyncio.get_running_loop()
-        await self._driver.open()
+        loop = self._loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._exited = loop.create_future()
         self._stopping = False
-        self._task = self._loop.create_task(self._run(), name="store-writer")
+        self._thread = threading.Thread(target=self._main, args=(opened,),
+                                        name="store-writer", daemon=True)
+        self._thread.start()
+        try:
+            await opened
+        except BaseException:
+            await self._exited
+            self._thread = None
+            raise
 
     async def stop(self) -> None:
         """Commit everything queued (bookkeeping waiting for a retry gets one more
         try), then close the connection."""
-        if self._task is None:
+        if self._thread is None:
             return
         self._stopping = True
-        self._wake()
-        task, self._task = self._task, None
+        self._wakeup.set()
+        assert self._exited is not None
         try:
-            await task
+            await asyncio.shield(self._exited)
         finally:
-            await self._driver.close()
+            self._thread = None
 
     @property
     def pending(self) -> int:
         """Operations waiting for the next commit (for metrics)."""
-        return len(self._queue) + sum(len(g.ops) for g in self._retries)
+        return len(self._queue) + sum(len(g.ops) for g in list(self._retries))
 
     def __repr__(self) -> str:
-        state = "running" if self._task is not None else "stopped"
+        state = "running" if self._thread is not None else "stopped"
         return f"<StoreWriter {state} pending={self.pending}>"
 
     # --- what the gateway calls --------------------------------------------------------
@@ -342,40 +363,72 @@ class StoreWriter:
         return self._loop.create_future()
 
     def _put(self, op: _Op) -> None:
-        if self._task is None or self._stopping:
+        if self._thread is None or self._stopping:
             raise StoreError("the store writer is not running")
         self._queue.append(op)
-        self._wake()
+        if self._idle:
+            self._wakeup.set()
 
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    # --- the writer's thread -------------------------------------------------------------
 
-    # --- the commit loop -------------------------------------------------------------
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _main(self, opened: asyncio.Future[None]) -> None:
         try:
-            while True:
-                group = self._due_retry(loop.time())
-                if group is not None:
-                    await self._commit_retry(group)
-                elif self._queue:
-                    ops = self._queue[: self._max_batch]
-                    del self._queue[: self._max_batch]
-                    await self._commit(ops)
-                elif self._stopping:
-                    await self._last_retries()
-                    return
-                else:
-                    await self._idle(loop)
+            self._driver.open()
+        except BaseException as exc:  # noqa: BLE001 - start() raises it
+            self._to_loop(_set_exception, opened, exc)
+            self._to_loop(_set_result, self._exited)
+            return
+        self._to_loop(_set_result, opened)
+        try:
+            self._commit_loop()
         finally:
-            # Only reached with work left if the task was cancelled: nobody may wait
+            # Only with work left if the loop above died of a bug: nobody may wait
             # forever for a commit that will not come.
-            left = self._queue + [op for g in self._retries for op in g.ops]
-            self._queue, self._retries = [], []
-            _fail(left, StoreError("the store writer stopped"))
+            left = [op for g in self._retries for op in g.ops]
+            self._retries = []
+            while self._queue:
+                left.append(self._queue.popleft())
+            if left:
+                self._to_loop(_fail, left, StoreError("the store writer stopped"))
+            try:
+                self._driver.close()
+            finally:
+                self._to_loop(_set_result, self._exited)
+
+    def _commit_loop(self) -> None:
+        while True:
+            group = self._due_retry(time.monotonic())
+            if group is not None:
+                self._commit_retry(group)
+            elif self._queue:
+                self._commit(self._take())
+            elif self._stopping:
+                self._last_retries()
+                if not self._queue:
+                    return
+            else:
+                self._sleep()
+
+    def _take(self) -> list[_Op]:
+        ops: list[_Op] = []
+        popleft = self._queue.popleft
+        try:
+            for _ in range(self._max_batch):
+                ops.append(popleft())
+        except IndexError:
+            pass
+        return ops
+
+    def _sleep(self) -> None:
+        timeout = None
+        if self._retries:
+            timeout = max(0.0, min(g.not_before for g in self._retries) - time.monotonic())
+        self._idle = True
+        # Queued between the check in _commit_loop and the flag: not slept on.
+        if not self._queue and not self._stopping:
+            self._wakeup.wait(timeout)
+        self._wakeup.clear()
+        self._idle = False
 
     def _due_retry(self, now: float) -> _RetryGroup | None:
         for group in self._retries:
@@ -384,60 +437,30 @@ class StoreWriter:
                 return group
         return None
 
-    async def _idle(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiter = waiter
-        timer = None
-        if self._retries:
-            due = min(g.not_before for g in self._retries)
-            timer = loop.call_at(due, self._wake)
-        try:
-            await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._waiter = None
-
-    async def _commit(self, ops: list[_Op]) -> None:
-        loop = asyncio.get_running_loop()
+    def _commit(self, ops: list[_Op]) -> None:
         work = _Work(ops)
-        started = loop.time()
+        started = time.perf_counter()
         try:
-            refused, replaced = await self._driver.commit(work)
+            refused, replaced = self._driver.commit(work)
         except Exception as exc:  # noqa: BLE001 - the error goes to the accepts
             log.warning("store writer: commit of %d operations failed: %r", len(ops), exc)
-            _fail(work.accepts, exc)
+            self._to_loop(_fail, work.accepts, exc)
             # Bookkeeping is idempotent: it is tried again, alone, a little later.
             kept = [op for op in ops if op[0] != _ACCEPT]
             if kept:
-                self._retries.append(_RetryGroup(loop.time() + RETRY_DELAY, kept, RETRY_DELAY))
+                self._retries.append(
+                    _RetryGroup(time.monotonic() + RETRY_DELAY, kept, RETRY_DELAY))
             return
-        except BaseException:
-            # Cancelled mid-commit: whether it committed is unknown, and the callers
-            # must hear that rather than wait forever.
-            _fail(ops, StoreError("the store writer was cancelled during a commit"))
-            raise
-        for i, op in enumerate(work.accepts):
-            future = op[3]
-            if future.done():  # the caller gave up; the row is committed anyway
-                continue
-            error = refused.get(op[1].account_id)
-            if error is None:
-                future.set_result(replaced.get(i, []))
-            else:
-                future.set_exception(error)
-        _resolve(ops)
-        if self._on_commit is not None:
-            written = len(work.accepts) + len(work.inbound)
-            if refused:
-                written -= sum(1 for op in work.accepts if op[1].account_id in refused)
-            self._report(loop.time() - started, written)
+        written = len(work.accepts) + len(work.inbound)
+        if refused:
+            written -= sum(1 for op in work.accepts if op[1].account_id in refused)
+        self._to_loop(self._committed, work, refused, replaced,
+                      time.perf_counter() - started, written)
 
-    async def _commit_retry(self, group: _RetryGroup) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+    def _commit_retry(self, group: _RetryGroup) -> None:
+        started = time.perf_counter()
         try:
-            await self._driver.commit(_Work(group.ops))
+            self._driver.commit(_Work(group.ops))
         except Exception as exc:  # noqa: BLE001 - kept for the next try
             delay = min(group.delay * 2, MAX_RETRY_DELAY)
             log.warning("store writer: %d operations failed again (%r); next try in %.1fs",
@@ -447,36 +470,54 @@ class StoreWriter:
             half = (len(group.ops) + 1) // 2
             for ops in (group.ops[:half], group.ops[half:]):
                 if ops:
-                    self._retries.append(_RetryGroup(loop.time() + delay, ops, delay))
+                    self._retries.append(_RetryGroup(time.monotonic() + delay, ops, delay))
             return
-        except BaseException:
-            _fail(group.ops, StoreError("the store writer was cancelled during a commit"))
-            raise
-        _resolve(group.ops)
-        self._report(loop.time() - started, sum(1 for op in group.ops if op[0] == _INBOUND))
+        work = _Work(group.ops)
+        self._to_loop(self._committed, work, {}, {}, time.perf_counter() - started,
+                      len(work.inbound))
 
-    async def _last_retries(self) -> None:
+    def _last_retries(self) -> None:
         """At stop: one more try for each group waiting to be retried."""
         groups, self._retries = self._retries, []
         for group in groups:
             try:
-                await self._driver.commit(_Work(group.ops))
+                self._driver.commit(_Work(group.ops))
             except Exception as exc:  # noqa: BLE001 - reported to each caller
                 log.error("store writer: %d operations lost at stop: %r", len(group.ops), exc)
-                _fail(group.ops, exc)
+                self._to_loop(_fail, group.ops, exc)
             else:
-                _resolve(group.ops)
+                self._to_loop(_resolve, group.ops)
 
-    def _report(self, seconds: float, messages: int) -> None:
-        if self._on_commit is None:
-            return
+    def _to_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
         try:
-            self._on_commit(seconds, messages)
-        except Exception:  # metrics never stop the writer
-            log.exception("store writer: on_commit failed")
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed: nobody is left to tell
+            log.error("store writer: event loop closed; a commit's result is lost")
 
+    # --- back on the event loop ------------------------------------------------------------
 
-# What would fail a whole commit (and everybody's accepts in it) is refused at the call.
+    def _committed(
+        self, work: _Work, refused: dict[int, Exception], replaced: dict[int, list[NewMessage]],
+        seconds: float, written: int,
+    ) -> None:
+        for i, op in enumerate(work.accepts):
+            future = op[3]
+            if future.done():  # the caller gave up; the row is committed anyway
+                continue
+            error = refused.get(op[1].account_id)
+            if error is None:
+                future.set_result(replaced.get(i, []))
+            else:
+                future.set_exception(error)
+        for ops in (work.handed, work.retries, work.outcomes, work.inbound, work.delivered,
+                    work.reschedules, work.flushes):
+            _resolve(ops)
+        if self._on_commit is not None:
+            try:
+                self._on_commit(seconds, written)
+            except Exception:  # metrics never stop the writer
+                log.exception("store writer: on_commit failed")
 
 
 def _check_aware(*values: datetime | None) -> None:
@@ -500,6 +541,16 @@ def _resolve(ops: Sequence[_Op]) -> None:
         future = op[-1]
         if not future.done():
             future.set_result(None)
+
+
+def _set_result(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+def _set_exception(future: asyncio.Future[None], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 def _fail(ops: Sequence[_Op], exc: BaseException) -> None:
@@ -809,47 +860,34 @@ def _sqlite_datetime(text: str | None) -> datetime | None:
 
 
 class _SqliteDriver:
-    """One sqlite3 connection, used only on its own thread; every commit is
-    BEGIN IMMEDIATE ... COMMIT there."""
+    """One sqlite3 connection, used only on the writer's thread; every commit is
+    BEGIN IMMEDIATE ... COMMIT."""
 
     def __init__(self, path: Path, synchronous: str, node: str, lease: timedelta) -> None:
         self._path = path
         self._synchronous = synchronous
         self._node, self._lease = node, lease
-        self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
-    async def open(self) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
-
-    def _connect(self) -> None:
+    def open(self) -> None:
         # mode=rw: the store is migrated already; never create an empty file.
         uri = self._path.resolve().as_uri() + "?mode=rw"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, cached_statements=64)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, cached_statements=64,
+                               check_same_thread=True)
         for pragma in ("journal_mode=WAL", f"synchronous={self._synchronous}",
                        "foreign_keys=ON", "busy_timeout=5000"):
             conn.execute(f"PRAGMA {pragma}")
         self._conn = conn
 
-    async def close(self) -> None:
-        if self._executor is None:
-            return
-        executor, self._executor = self._executor, None
-        if self._conn is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, self._conn.close)
-            self._conn = None
-        executor.shutdown(wait=True)
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
-    async def commit(self, work: _Work) -> _Settled:
-        if self._executor is None:
-            raise StoreError("the store writer's connection is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._commit, work)
-
-    def _commit(self, work: _Work) -> _Settled:
+    def commit(self, work: _Work) -> _Settled:
         conn = self._conn
-        assert conn is not None
+        if conn is None:
+            raise StoreError("the store writer's connection is closed")
         conn.execute("BEGIN IMMEDIATE")
         try:
             plan = _plan(work, datetime.now(UTC))
@@ -947,7 +985,8 @@ def _pg_ts(value: datetime | None) -> datetime | None:
 
 
 class _PostgresDriver:
-    """One asyncpg connection, opened again after it broke."""
+    """One asyncpg connection on an event loop of the writer's thread, opened again
+    after it broke."""
 
     def __init__(
         self, dsn: str, connect_args: dict[str, Any], node: str, lease: timedelta
@@ -956,18 +995,39 @@ class _PostgresDriver:
         self._connect_args = connect_args
         self._node, self._lease = node, lease
         self._conn: asyncpg.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def open(self) -> None:
+    def open(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._connect())
+        except BaseException:
+            self._loop.close()
+            self._loop = None
+            raise
+
+    async def _connect(self) -> None:
         self._conn = await asyncpg.connect(self._dsn, **self._connect_args)
 
-    async def close(self) -> None:
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
         conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            await conn.close()
+        try:
+            if conn is not None and not conn.is_closed():
+                loop.run_until_complete(conn.close())
+        finally:
+            loop.close()
 
-    async def commit(self, work: _Work) -> _Settled:
+    def commit(self, work: _Work) -> _Settled:
+        if self._loop is None:
+            raise StoreError("the store writer's connection is closed")
+        return self._loop.run_until_complete(self._commit(work))
+
+    async def _commit(self, work: _Work) -> _Settled:
         if self._conn is None or self._conn.is_closed():
-            await self.open()
+            await self._connect()
         conn = self._conn
         assert conn is not None
         async with conn.transaction():
