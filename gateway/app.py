@@ -13,6 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -202,6 +203,26 @@ class Gateway:
             ["upstream", "bind"],
             lambda: [(name, bind, int(up)) for name, c in self.connectors.items()
                      for bind, up in c.link_states()])
+        # From the store (every node's, on a shared PostgreSQL), refreshed when scraped.
+        counted: dict[str, Any] = {"outbox": 0, "deliveries": []}
+
+        async def count_in_store() -> None:
+            counted["outbox"] = await self.outbox_store.waiting()
+            waiting: dict[tuple[str, str], int] = {}
+            for account_id, kind, n in await self.messages.waiting_deliveries():
+                receiver = "bound" if self.sessions.receiver_for(account_id) else "away"
+                waiting[kind, receiver] = waiting.get((kind, receiver), 0) + n
+            counted["deliveries"] = [(kind, receiver, n)
+                                     for (kind, receiver), n in sorted(waiting.items())]
+
+        self.metrics.gauges.add_refresher(count_in_store)
+        add("smppgw_outbox_waiting",
+            "MT messages in the store that no upstream has taken yet (due or scheduled)", [],
+            lambda: [(counted["outbox"],)])
+        add("smppgw_deliveries_waiting",
+            "Receipts (dlr) and MOs in the store not yet acknowledged by the customer, by"
+            " whether a receiver of the account is bound here (away: waiting for a bind)",
+            ["kind", "receiver"], lambda: counted["deliveries"])
 
     # --- life cycle ------------------------------------------------------------------
 

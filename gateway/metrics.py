@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,7 +19,11 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 
 from pdu.codec import CommandId
 from pdu.status import status_name
@@ -55,6 +59,47 @@ class CachedLabels:
         return getattr(self._metric, name)
 
 
+class _Count:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class FastCounter:
+    """A counter for the hot path: `labels(...)` is one dict look-up and `inc()` one
+    addition, no lock (the event loop is one thread); it becomes a Prometheus counter
+    only when scraped. prometheus_client's own validates labels and locks every time."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str] = ()) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label_names = list(labels)
+        self._children: dict[tuple[str, ...], _Count] = {}
+        if not self.label_names:
+            self._children[()] = _Count()
+
+    def labels(self, *values: str) -> _Count:
+        child = self._children.get(values)
+        if child is None:
+            if len(values) != len(self.label_names):
+                raise ValueError(f"{self.name} takes labels {self.label_names}, got {values}")
+            child = self._children[values] = _Count()
+        return child
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._children[()].value += amount
+
+    def collect(self) -> list[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.label_names)
+        for values, child in list(self._children.items()):
+            family.add_metric(list(values), child.value)
+        return [family]
+
+
 class FastHistogram:
     """A histogram for the hot path: observe() is a bisect and two additions, no lock
     (the event loop is one thread); the buckets become a Prometheus histogram only when
@@ -87,10 +132,33 @@ class FastHistogram:
 
 class ScrapeTimeGauges:
     """Gauges whose values are read when scraped, from functions the composition gives
-    (queue lengths, link states): nothing is counted on the hot path for them."""
+    (queue lengths, link states): nothing is counted on the hot path for them.
+
+    What only the store knows (messages waiting for an upstream, receipts waiting for a
+    bind) is read by `refreshers`, awaited before each scrape but at most once per
+    REFRESH_INTERVAL however often Prometheus asks; their `read()` then returns the
+    value the last refresh kept.
+    """
 
     def __init__(self) -> None:
         self._sources: list[tuple[str, str, list[str], Callable[[], Iterable[tuple]]]] = []
+        self._refreshers: list[Callable[[], Awaitable[None]]] = []
+        self._refreshed_at: float | None = None
+
+    def add_refresher(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        self._refreshers.append(refresh)
+
+    async def refresh(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._refreshed_at is not None and now - self._refreshed_at < REFRESH_INTERVAL:
+            return
+        self._refreshed_at = now
+        for refresh in self._refreshers:
+            try:
+                await asyncio.wait_for(refresh(), REFRESH_TIMEOUT)
+            except Exception:  # the scrape goes on with the values kept last time
+                log.warning("a store gauge could not be refreshed", exc_info=True)
 
     def add(self, name: str, documentation: str, labels: list[str],
             read: Callable[[], Iterable[tuple]]) -> None:
@@ -112,6 +180,10 @@ class ScrapeTimeGauges:
         return families
 
 
+# Store-backed gauges: read at most this often, and given up on after this long.
+REFRESH_INTERVAL = 1.0
+REFRESH_TIMEOUT = 5.0
+
 # Seconds, for the latency histograms: fine below 10 ms where the targets are.
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -127,28 +199,25 @@ class GatewayMetrics:
         self.sessions_bound = CachedLabels(Gauge(
             "smppgw_sessions_bound", "SMPP sessions currently bound", ["bind_type"], registry=r
         ))
-        self.pdus = Counter(
+        self.pdus = FastCounter(
             "smppgw_pdus_total",
             "PDUs handled, by direction, command and command_status",
             ["direction", "command", "status"],
-            registry=r,
         )
-        self.credits_debited = Counter(
-            "smppgw_credits_debited_total", "Credits debited for accepted messages", registry=r
+        self.credits_debited = FastCounter(
+            "smppgw_credits_debited_total", "Credits debited for accepted messages"
         )
-        self.messages = CachedLabels(Counter(
-            "smppgw_messages_total", "Messages by direction and outcome", ["direction", "outcome"],
-            registry=r,
-        ))
+        self.messages = FastCounter(
+            "smppgw_messages_total", "Messages by direction and outcome", ["direction", "outcome"]
+        )
         self.bind_failures = Counter(
             "smppgw_bind_failures_total", "Refused binds by reason", ["reason"], registry=r
         )
-        self.deliveries = CachedLabels(Counter(
+        self.deliveries = FastCounter(
             "smppgw_deliveries_total",
             "deliver_sm to customers (DLR and MO) by kind and outcome",
             ["kind", "outcome"],
-            registry=r,
-        ))
+        )
         self.low_balance_alerts = Counter(
             "smppgw_low_balance_alerts_total",
             "Accounts whose balance fell below their low-balance alert threshold",
@@ -182,13 +251,14 @@ class GatewayMetrics:
             COMMIT_SIZE_BUCKETS,
         )
         self.gauges = ScrapeTimeGauges()
-        for collector in (self.submit_latency, self.dlr_latency, self.commit_seconds,
+        for collector in (self.pdus, self.credits_debited, self.messages, self.deliveries,
+                          self.submit_latency, self.dlr_latency, self.commit_seconds,
                           self.commit_messages, self.gauges):
             r.register(collector)
         # Pre-create the commonest series so a scrape shows them from the start.
         for bind_type in ("transmitter", "receiver", "transceiver"):
             self.sessions_bound.labels(bind_type)
-        self._pdu_children: dict[tuple[str, int, int], Counter] = {}
+        self._pdu_children: dict[tuple[str, int, int], _Count] = {}
 
     def committed(self, seconds: float, messages: int) -> None:
         """The store writer finished a commit (its on_commit callback)."""
@@ -235,6 +305,7 @@ class MetricsServer:
             elif path.split(b"?")[0] != b"/metrics":
                 self._reply(writer, b"404 Not Found", b"text/plain", b"try /metrics\n")
             else:
+                await self._metrics.gauges.refresh()
                 self._reply(writer, b"200 OK", CONTENT_TYPE_LATEST.encode(), self._metrics.render())
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):

@@ -179,6 +179,17 @@ class MessageStore:
             )
             return {int(r[0]) for r in rows}
 
+    async def waiting_deliveries(self) -> list[tuple[int, str, int]]:
+        """(account id, kind, how many) of the deliveries not yet acknowledged, due or
+        not (for the metrics gauge); read through the (state, account_id, ...) index."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(deliveries.c.account_id, deliveries.c.kind, sa.func.count())
+                .where(deliveries.c.state == "pending")
+                .group_by(deliveries.c.account_id, deliveries.c.kind)
+            )
+            return [(int(a), str(k), int(n)) for a, k, n in rows]
+
     async def expire_deliveries(self, now: datetime) -> int:
         """Give up on pending deliveries past their expiry; returns how many."""
         async with self._writer.begin() as conn:
