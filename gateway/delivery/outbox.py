@@ -152,7 +152,7 @@ class Outbox:
     # --- one message ---------------------------------------------------------------
 
     def committed(self, msg: NewMessage) -> None:
-        """The batcher committed `msg`. One due now was committed already claimed for
+        """The store writer committed `msg`. One due now was committed already claimed for
         this node, so it is sent from memory; should this node die first, the claim's
         lease runs out (or the next start releases it) and it is claimed from the store
         as usual. A scheduled one waits in the store for a later look."""
@@ -200,7 +200,10 @@ class Outbox:
         future = connector.send(
             msg, gsm_packed=account.gsm_packed if account else False, done_parts=done_parts
         )
-        future.add_done_callback(lambda f: self._answered(msg, attempts, connector, f))
+        if future.done():  # an in-process connector answers at once
+            self._answered(msg, attempts, connector, future)
+        else:
+            future.add_done_callback(lambda f: self._answered(msg, attempts, connector, f))
 
     def _pick(self, names: tuple[str, ...]) -> Connector | None:
         up = [self.connectors[n] for n in names if n in self.connectors and self.connectors[n].is_up]

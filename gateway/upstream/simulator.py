@@ -16,7 +16,6 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from config.upstreams import UpstreamConfig, parse_mix
@@ -164,9 +163,9 @@ class SimulatorConnector(Connector):
         self.network = SimulatedNetwork(config.mix)
         self._latency = config.latency_ms / 1000
         self._alert_after = config.alert_after_ms / 1000
-        # (due, what to run) in due order: every report waits the same latency, so one
-        # timer at the head serves them all instead of a timer per message.
-        self._due: deque[tuple[float, Callable[[], None]]] = deque()
+        # (due, upstream id, outcome, message) in due order: every report waits the same
+        # latency, so one timer at the head serves them all instead of a timer each.
+        self._due: deque[tuple[float, str, str, NewMessage]] = deque()
         self._alerts: list[asyncio.TimerHandle] = []
         self._timer: asyncio.TimerHandle | None = None
         self._mo_task: asyncio.Task[None] | None = None
@@ -225,24 +224,8 @@ class SimulatorConnector(Connector):
         self._later(upstream_id, "delivered" if outcome in SUBMIT_ERRORS else outcome, msg)
 
     def _later(self, upstream_id: str, outcome: str, msg: NewMessage) -> None:
-        def reported() -> None:
-            state, err, network_error = self.network.result(outcome)
-            self.report(self.name, upstream_id, state, err, network_error)
-            if outcome == "absent" and wants_alert(message_tlvs(msg)):
-                loop = asyncio.get_running_loop()
-                self._alerts.append(loop.call_later(self._alert_after, alert))
-
-        def alert() -> None:
-            # The inbound side takes alert_notification through the deliver callback;
-            # the spec gives it no response, so the ack is ignored.
-            pdu = self.network.alert(
-                msg.dest_addr, msg.dest_ton, msg.dest_npi,
-                msg.source_addr, msg.source_ton, msg.source_npi,
-            )
-            self.on_deliver(self.name, pdu, _ignore)  # type: ignore[arg-type]
-
         loop = asyncio.get_running_loop()
-        self._due.append((loop.time() + self._latency, reported))
+        self._due.append((loop.time() + self._latency, upstream_id, outcome, msg))
         if self._timer is None:
             self._timer = loop.call_at(self._due[0][0], self._fire)
 
@@ -251,10 +234,24 @@ class SimulatorConnector(Connector):
         due = self._due
         loop = asyncio.get_running_loop()
         now = loop.time()
+        result, report, name = self.network.result, self.report, self.name
         while due and due[0][0] <= now:
-            due.popleft()[1]()
+            _, upstream_id, outcome, msg = due.popleft()
+            state, err, network_error = result(outcome)
+            report(name, upstream_id, state, err, network_error)
+            if outcome == "absent" and wants_alert(message_tlvs(msg)):
+                self._alerts.append(loop.call_later(self._alert_after, self._alert, msg))
         if due:
             self._timer = loop.call_at(due[0][0], self._fire)
+
+    def _alert(self, msg: NewMessage) -> None:
+        # The inbound side takes alert_notification through the deliver callback; the
+        # spec gives it no response, so the ack is ignored.
+        pdu = self.network.alert(
+            msg.dest_addr, msg.dest_ton, msg.dest_npi,
+            msg.source_addr, msg.source_ton, msg.source_npi,
+        )
+        self.on_deliver(self.name, pdu, _ignore)  # type: ignore[arg-type]
 
     async def _generate_mo(self) -> None:
         numbers = itertools.cycle(self.config.mo_to)
