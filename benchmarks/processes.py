@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -176,6 +177,7 @@ class GatewayInfo:
     admin: str
     pid: int
     child: Child
+    metrics_url: str | None = None
 
 
 @contextmanager
@@ -196,7 +198,9 @@ def gateway(settings: dict[str, str], ctx: RunContext) -> Iterator[GatewayInfo]:
         a = re.search(r"admin socket (\S+)", text)
         if not m or not a:
             raise RuntimeError(f"gateway did not print its endpoints: {text!r}")
-        yield GatewayInfo(m.group(1), int(m.group(2)), a.group(1), child.pid, child)
+        metrics = re.search(r"metrics on (http://\S+)", text)
+        yield GatewayInfo(m.group(1), int(m.group(2)), a.group(1), child.pid, child,
+                          metrics.group(1) if metrics else None)
     finally:
         code = child.stop()
         if code not in (0, None):
@@ -223,6 +227,46 @@ def floor_server(ctx: RunContext) -> Iterator[tuple[str, int, Child]]:
 
 
 # --- what is read from them ------------------------------------------------------------
+
+
+def scrape(url: str | None) -> dict[str, float]:
+    """The gateway's own counters of interest (empty if it has no /metrics or lacks
+    them, as older code does)."""
+    if url is None:
+        return {}
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in _SCRAPED:
+            values[name] = float(value)
+    return values
+
+
+_SCRAPED = frozenset({
+    "smppgw_store_commit_seconds_sum", "smppgw_store_commit_seconds_count",
+    "smppgw_store_commit_messages_sum",
+})
+
+
+def commit_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Store writer commits between two scrapes: how many, their mean duration, and the
+    mean number of messages each wrote."""
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    commits = delta("smppgw_store_commit_seconds_count")
+    if commits <= 0:
+        return {}
+    return {
+        "commits": int(commits),
+        "mean_commit_ms": round(1000 * delta("smppgw_store_commit_seconds_sum") / commits, 3),
+        "messages_per_commit": round(delta("smppgw_store_commit_messages_sum") / commits, 1),
+    }
 
 
 def read_rss(pid: int) -> dict[str, float]:

@@ -36,7 +36,7 @@ class Profiler:
         self.out = self.ctx.profile_dir / f"{self.name}-{stamp}.collapsed.txt"
         # --nonblocking: the gateway is not paused per sample, so profiling costs it little.
         self.proc = subprocess.Popen(
-            [spy, "record", "--pid", str(self.pid), "--rate", "100", "--nonblocking",
+            [spy, "record", "--pid", str(self.pid), "--rate", "500", "--nonblocking",
              "--format", "raw", "-o", str(self.out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

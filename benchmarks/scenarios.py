@@ -29,10 +29,12 @@ from benchmarks.processes import (
     GatewayInfo,
     applicable,
     child_env,
+    commit_stats,
     create_accounts,
     floor_server,
     gateway,
     read_rss,
+    scrape,
     show_account,
 )
 from benchmarks.profiling import Profiler
@@ -151,15 +153,18 @@ def _load_against_gateway(
         meter = CpuMeter(gw.pid)
 
         own = {"cpu0": 0.0, "cpu": 0.0}
+        scraped: list[dict[str, float]] = []
 
         def started() -> None:
             profiler.start()
             meter.start()
+            scraped.append(scrape(gw.metrics_url))
             own["cpu0"] = time.process_time()
 
         def finished() -> None:
             own["cpu"] = time.process_time() - own["cpu0"]
             meter.stop()
+            scraped.append(scrape(gw.metrics_url))
             profiler.stop()
 
         try:
@@ -168,6 +173,8 @@ def _load_against_gateway(
             profiler.stop()
         result.update(profile)
         result["gateway_cpu"] = meter.summary(result["responses"])
+        if len(scraped) == 2:
+            result["store_commits"] = commit_stats(*scraped)
         # The generator shares the two cores: its own CPU says what it took from them.
         result["loadgen_cpu_seconds"] = round(own["cpu"], 2)
         result["gateway_rss_mb"] = read_rss(gw.pid)
