@@ -99,6 +99,35 @@ async def blank_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterat
         yield db
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def gateway_store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
+    """A database_url for whole gateways (in this process or as `smppgw serve`): an
+    SQLite file, or a PostgreSQL database of its own, created empty and dropped after
+    the test (a gateway process cannot be handed a search_path)."""
+    if request.param == "sqlite":
+        (tmp_path / "db").mkdir(exist_ok=True)
+        yield f"sqlite+aiosqlite:///{tmp_path / 'db' / 'smppgw.db'}"
+        return
+    reason = await _pg_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    name = f"gw_{secrets.token_hex(6)}"
+    server = PG_URL.replace("+asyncpg", "")
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        conn = await asyncpg.connect(server)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await conn.close()
+
+
 # The claim lease of make_writer's writers unless a test gives its own.
 LEASE = timedelta(seconds=60)
 MakeWriter = Callable[..., Awaitable[StoreWriter]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import store_fixtures
 from delivery_helpers import Esme, ready_account, submit_pdu, wait_for
 from sqlalchemy import func, select
 
@@ -13,6 +14,9 @@ from gateway.app import Gateway
 from store import tables
 
 N = 200
+
+# Each test runs on SQLite and on PostgreSQL.
+gateway_store = store_fixtures.gateway_store
 
 
 async def _all_done(gw: Gateway) -> bool:
@@ -56,9 +60,9 @@ def assert_exactly_once(ours: set[str], *sessions: Esme) -> None:
     assert {n for n in seen.values()} == {1}, "some receipt arrived twice"
 
 
-async def test_pending_receipts_arrive_once_after_rebind(make_gateway):
+async def test_pending_receipts_arrive_once_after_rebind(make_gateway, gateway_store):
     # Latency spread over the submit burst: receipts keep coming after the customer left.
-    gw = await make_gateway(simulator_delay_ms=300)
+    gw = await make_gateway(simulator_delay_ms=300, database_url=gateway_store)
     account = await ready_account(gw)
     ours, first = await _leave_during_receipts(gw, account)
     await _store_has_everything(gw)
@@ -70,17 +74,19 @@ async def test_pending_receipts_arrive_once_after_rebind(make_gateway):
 
 
 async def test_pending_receipts_arrive_once_after_a_gateway_restart(
-    make_gateway, tmp_path, caplog
+    make_gateway, tmp_path, caplog, gateway_store
 ):
     caplog.set_level(logging.INFO, logger="gateway.app")
     state = tmp_path / "state"
-    gw = await make_gateway(state_dir=state, simulator_delay_ms=600)
+    gw = await make_gateway(state_dir=state, simulator_delay_ms=600,
+                            database_url=gateway_store)
     account = await ready_account(gw)
     ours, first = await _leave_during_receipts(gw, account)
     # Stopped while receipts are still being produced: the in-process upstream's
     # memory goes with the process, the store keeps the rest.
     await gw.stop()
-    gw = await make_gateway(state_dir=state, simulator_delay_ms=600)
+    gw = await make_gateway(state_dir=state, simulator_delay_ms=600,
+                            database_url=gateway_store)
     await _store_has_everything(gw)
     second = await Esme.bind(*gw.endpoints.smpp, account)
     await wait_for(lambda: len(first.receipts) + len(second.receipts) >= N, 20)

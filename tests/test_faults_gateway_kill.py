@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import store_fixtures
 from delivery_helpers import Esme, GatewayProcess, SimProcess, submit_pdu, wait_for
 from sqlalchemy import select
 
@@ -18,6 +19,9 @@ from store.engine import make_engine
 from store.invariants import ledger_violations
 
 SENDER = "ovh"  # one of the demo account's enabled senders
+
+# On SQLite and on PostgreSQL.
+gateway_store = store_fixtures.gateway_store
 
 
 def _pdu(i: int):
@@ -41,9 +45,12 @@ async def _load(esme: Esme, acked: set[str], stop: asyncio.Event) -> None:
                 acked.add(resp.message_id)
 
 
-async def test_sigkill_under_load_loses_no_acknowledged_message_and_charges_once(tmp_path):
+async def test_sigkill_under_load_loses_no_acknowledged_message_and_charges_once(
+    tmp_path, gateway_store
+):
     sim = SimProcess(tmp_path, "--latency-ms", "100").start()
-    env = {"SMPPGW_UPSTREAM_URL": sim.url, "SMPPGW_DLR_RETRY_INTERVAL": "1"}
+    env = {"SMPPGW_UPSTREAM_URL": sim.url, "SMPPGW_DLR_RETRY_INTERVAL": "1",
+           "SMPPGW_DATABASE_URL": gateway_store}
     state = tmp_path / "gw"
     gw = GatewayProcess(state, env).start()
     account = {"system_id": gw.info["system_id"], "password": gw.info["password"]}
@@ -69,7 +76,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_message_and_charges_once
         assert gw.stop() == 0
         sim.stop()
 
-    engine = make_engine(f"sqlite+aiosqlite:///{state / 'smppgw.db'}")
+    engine = make_engine(gateway_store)
     try:
         async with engine.connect() as conn:
             rows = (await conn.execute(select(

@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import store_fixtures
 from delivery_helpers import Esme, SimProcess, ready_account, submit_pdu, wait_for
 
 OUTAGE_S = 30.0
 RATE = 40  # submit_sm per second from the customer, all along
+
+# On SQLite and on PostgreSQL.
+gateway_store = store_fixtures.gateway_store
 
 
 async def _steady_load(esme: Esme, acked: list[str], stop: asyncio.Event) -> None:
@@ -30,10 +34,12 @@ async def _steady_load(esme: Esme, acked: list[str], stop: asyncio.Event) -> Non
         await asyncio.sleep(max(0.0, 0.1 - (loop.time() - started)))
 
 
-async def test_upstream_down_for_30s_under_load_loses_and_repeats_nothing(make_gateway, tmp_path):
+async def test_upstream_down_for_30s_under_load_loses_and_repeats_nothing(
+    make_gateway, tmp_path, gateway_store
+):
     sim = SimProcess(tmp_path, "--latency-ms", "200").start()
     url = sim.url + "?reconnect_min=0.5&reconnect_max=4&enquire_link_interval=2&response_timeout=3"
-    gw = await make_gateway(upstream_url=url)
+    gw = await make_gateway(upstream_url=url, database_url=gateway_store)
     try:
         account = await ready_account(gw)
         esme = await Esme.bind(*gw.endpoints.smpp, account)
