@@ -139,6 +139,8 @@ _ACCEPT, _HANDED, _RETRY, _OUTCOME, _INBOUND, _DELIVERED, _RESCHEDULE, _FLUSH = 
 # (_RESCHEDULE, delivery_id, next_attempt_at, future)
 # (_FLUSH, future): writes nothing; resolves with the commit it rides in
 _Op = tuple[Any, ...]
+# What a caller may give instead of taking a future: called (result, error) on the loop.
+Then = Callable[[Any, "BaseException | None"], None]
 _STATUSES = frozenset(MESSAGE_STATUSES)
 
 
@@ -263,8 +265,8 @@ class StoreWriter:
     # --- what the gateway calls --------------------------------------------------------
 
     def accept(
-        self, msg: NewMessage, *, replace_present: bool = False
-    ) -> asyncio.Future[list[NewMessage]]:
+        self, msg: NewMessage, *, replace_present: bool = False, then: Then | None = None
+    ) -> asyncio.Future[list[NewMessage]] | None:
         """Write `msg` and debit its cost; the future resolves once both are committed.
 
         With `replace_present` (submit_sm's replace_if_present_flag) the account's
@@ -273,45 +275,50 @@ class StoreWriter:
         result lists them. It fails with InsufficientCredit when the account cannot pay
         for its messages of the commit, AccountNotFound, or the database error that
         rolled the whole commit back.
+
+        Every method here returns such a future, or, given `then`, returns None and
+        calls `then(result, error)` on the event loop instead (error None on success):
+        the hot path's way, which spares a future and a loop turn per operation.
         """
         _check_aware(msg.created_at, msg.schedule_at, msg.expires_at)
-        future = self._future()
-        self._put((_ACCEPT, msg, replace_present, future))
-        return future
+        target = self._target(then)
+        self._put((_ACCEPT, msg, replace_present, target))
+        return None if then else target
 
     def handed(
         self, message_id: int, upstream: str, upstream_id: str | None, sent_at: datetime,
-        *, parts: tuple[str, ...] = (), forget_body: bool = False,
-    ) -> asyncio.Future[None]:
+        *, parts: tuple[str, ...] = (), forget_body: bool = False, then: Then | None = None,
+    ) -> asyncio.Future[None] | None:
         """An upstream took the message: ACCEPTED -> ENROUTE (a final status already
         written is kept), its id there (None for a message split in `parts`, each
         segment's id, "" for one not taken), the claim cleared; with `forget_body`
         the body goes (accounts that keep no bodies)."""
         _check_aware(sent_at)
-        future = self._future()
+        target = self._target(then)
         self._put((_HANDED, message_id, upstream, upstream_id, sent_at, parts, forget_body,
-                   future))
-        return future
+                   target))
+        return None if then else target
 
     def retry(
         self, message_id: int, next_attempt_at: datetime, error: str, *, counts: bool,
-        upstream: str | None = None, parts: tuple[str, ...] = (),
-    ) -> asyncio.Future[None]:
+        upstream: str | None = None, parts: tuple[str, ...] = (), then: Then | None = None,
+    ) -> asyncio.Future[None] | None:
         """A temporary failure: release the claim, try again at `next_attempt_at`.
         `counts` False when no upstream was even tried. `parts`: segments `upstream`
         did take, so that they are never sent twice."""
         if any(parts) and upstream is None:
             raise ValueError("parts taken by an upstream need that upstream's name")
         _check_aware(next_attempt_at)
-        future = self._future()
+        target = self._target(then)
         self._put((_RETRY, message_id, next_attempt_at, error[:64], counts, upstream, parts,
-                   future))
-        return future
+                   target))
+        return None if then else target
 
     def outcome(
         self, message_id: int, status: str, error_code: int, done_at: datetime | None, *,
         delivery: DeliveryRow | None = None, alert: AlertRow | None = None,
-    ) -> asyncio.Future[None]:
+        then: Then | None = None,
+    ) -> asyncio.Future[None] | None:
         """The message reached `status`; a None done_at keeps the stored one. Its
         receipt (`delivery`) and an alert request are committed with it."""
         if status not in _STATUSES:
@@ -321,9 +328,9 @@ class StoreWriter:
             _check_delivery(delivery)
         if alert is not None:
             _check_aware(alert.created_at, alert.expires_at)
-        future = self._future()
-        self._put((_OUTCOME, message_id, status, error_code, done_at, delivery, alert, future))
-        return future
+        target = self._target(then)
+        self._put((_OUTCOME, message_id, status, error_code, done_at, delivery, alert, target))
+        return None if then else target
 
     def inbound(
         self, message: NewMessage, delivery: DeliveryRow, *, upstream: str | None = None
@@ -336,19 +343,23 @@ class StoreWriter:
         self._put((_INBOUND, message, delivery, upstream, future))
         return future
 
-    def delivered(self, delivery_id: int) -> asyncio.Future[None]:
+    def delivered(
+        self, delivery_id: int, *, then: Then | None = None
+    ) -> asyncio.Future[None] | None:
         """The customer acknowledged the delivery; the future resolves once that is
         committed (until then a read of due deliveries may still list it)."""
-        future = self._future()
-        self._put((_DELIVERED, delivery_id, future))
-        return future
+        target = self._target(then)
+        self._put((_DELIVERED, delivery_id, target))
+        return None if then else target
 
-    def reschedule(self, delivery_id: int, next_attempt_at: datetime) -> asyncio.Future[None]:
+    def reschedule(
+        self, delivery_id: int, next_attempt_at: datetime, *, then: Then | None = None
+    ) -> asyncio.Future[None] | None:
         """A failed delivery attempt: count it and try again at `next_attempt_at`."""
         _check_aware(next_attempt_at)
-        future = self._future()
-        self._put((_RESCHEDULE, delivery_id, next_attempt_at, future))
-        return future
+        target = self._target(then)
+        self._put((_RESCHEDULE, delivery_id, next_attempt_at, target))
+        return None if then else target
 
     async def flush(self) -> None:
         """Return once the commit holding every operation queued before the call has
@@ -361,6 +372,9 @@ class StoreWriter:
         if self._loop is None:
             raise StoreError("the store writer is not running")
         return self._loop.create_future()
+
+    def _target(self, then: Then | None) -> asyncio.Future[Any] | Then:
+        return self._future() if then is None else then
 
     def _put(self, op: _Op) -> None:
         if self._thread is None or self._stopping:
@@ -502,14 +516,11 @@ class StoreWriter:
         seconds: float, written: int,
     ) -> None:
         for i, op in enumerate(work.accepts):
-            future = op[3]
-            if future.done():  # the caller gave up; the row is committed anyway
-                continue
             error = refused.get(op[1].account_id)
             if error is None:
-                future.set_result(replaced.get(i, []))
+                _settle(op[3], replaced.get(i, []), None)
             else:
-                future.set_exception(error)
+                _settle(op[3], None, error)
         for ops in (work.handed, work.retries, work.outcomes, work.inbound, work.delivered,
                     work.reschedules, work.flushes):
             _resolve(ops)
@@ -532,15 +543,28 @@ def _check_delivery(delivery: DeliveryRow) -> None:
     _check_aware(delivery.created_at, delivery.next_attempt_at, delivery.expires_at)
 
 
+def _settle(target: asyncio.Future[Any] | Then, result: Any, error: BaseException | None) -> None:
+    """Tell the caller of one operation how it ended: its future (unless it gave up on
+    it; the row is committed anyway), or its `then`."""
+    if isinstance(target, asyncio.Future):
+        if target.done():
+            return
+        if error is None:
+            target.set_result(result)
+        else:
+            target.set_exception(error)
+        return
+    try:
+        target(result, error)
+    except Exception:  # one caller's bug must not keep the others from hearing
+        log.exception("store writer: a caller's callback failed")
+
+
 def _resolve(ops: Sequence[_Op]) -> None:
-    """Committed: the futures of bookkeeping operations (not of accepts) resolve."""
+    """Committed: bookkeeping operations (not accepts) are told so."""
     for op in ops:
-        kind = op[0]
-        if kind == _ACCEPT:
-            continue
-        future = op[-1]
-        if not future.done():
-            future.set_result(None)
+        if op[0] != _ACCEPT:
+            _settle(op[-1], None, None)
 
 
 def _set_result(future: asyncio.Future[None] | None) -> None:
@@ -555,9 +579,7 @@ def _set_exception(future: asyncio.Future[None], exc: BaseException) -> None:
 
 def _fail(ops: Sequence[_Op], exc: BaseException) -> None:
     for op in ops:
-        future = op[-1]
-        if not future.done():
-            future.set_exception(exc)
+        _settle(op[-1], None, exc)
 
 
 # --- what one commit does, for either engine ------------------------------------------

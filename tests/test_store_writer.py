@@ -109,6 +109,38 @@ async def test_accepts_queued_together_share_one_commit_and_one_debit_per_accoun
     await _books_balance(store_db)
 
 
+async def test_then_is_told_on_the_loop_instead_of_a_future(
+    store_db: StoreDB, make_writer: MakeWriter
+) -> None:
+    ids = await _accounts(store_db, rich=100, poor=5)
+    writer = await make_writer()
+    heard: list[tuple[str, object, object]] = []
+    done = asyncio.Event()
+
+    def then(name: str):
+        def told(result: object, error: BaseException | None) -> None:
+            heard.append((name, result, type(error).__name__ if error else None))
+            if len(heard) == 4:
+                done.set()
+        return told
+
+    def broken(result: object, error: BaseException | None) -> None:
+        raise RuntimeError("a caller's bug")
+
+    assert writer.accept(new_message(1, ids["rich"], cost=10), then=then("rich")) is None
+    assert writer.accept(new_message(2, ids["poor"], cost=10), then=then("poor")) is None
+    assert writer.accept(new_message(3, ids["rich"], cost=10), then=broken) is None
+    assert writer.handed(1, "smsc", "u-1", T0, then=then("handed")) is None
+    assert writer.outcome(1, "DELIVERED", 0, T0, then=then("outcome")) is None
+    await asyncio.wait_for(done.wait(), 5)
+    # Told in the order of the commit: accepts first, then the bookkeeping; the
+    # callback that raised kept nobody else from hearing.
+    assert heard == [("rich", [], None), ("poor", None, "InsufficientCredit"),
+                     ("handed", None, None), ("outcome", None, None)]
+    assert await _message_ids(store_db) == [1, 3]
+    await _books_balance(store_db)
+
+
 async def test_an_account_that_cannot_pay_fails_alone(
     store_db: StoreDB, make_writer: MakeWriter
 ) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.metrics import GatewayMetrics
     from store.alerts import AlertStore
     from store.messages import MessageStore
+    from store.writer import Then
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,12 @@ class Receivers(Protocol):
 
 
 class AckWriter(Protocol):
-    def delivered(self, delivery_id: int) -> asyncio.Future[None]: ...
-    def reschedule(self, delivery_id: int, next_attempt_at: datetime) -> asyncio.Future[None]: ...
+    def delivered(
+        self, delivery_id: int, *, then: Then | None = None
+    ) -> asyncio.Future[None] | None: ...
+    def reschedule(
+        self, delivery_id: int, next_attempt_at: datetime, *, then: Then | None = None
+    ) -> asyncio.Future[None] | None: ...
 
 
 class Deliveries:
@@ -120,12 +125,11 @@ class Deliveries:
                 self._metrics.dlr_latency.observe(
                     asyncio.get_running_loop().time() - delivery.received_at
                 )
-            written = self._writer.delivered(delivery.id)
+            self._writer.delivered(delivery.id, then=partial(self._settle, delivery.id))
         else:
             self._metrics.deliveries.labels(delivery.kind, "refused").inc()
             later = datetime.now(UTC) + timedelta(seconds=self._retry_interval)
-            written = self._writer.reschedule(delivery.id, later)
-        written.add_done_callback(partial(self._settle, delivery.id))
+            self._writer.reschedule(delivery.id, later, then=partial(self._settle, delivery.id))
 
     def returned(self, deliveries: Iterable[PendingDelivery]) -> None:
         """A session went away with these unacknowledged: try another, else the store."""
@@ -133,7 +137,7 @@ class Deliveries:
             self._in_flight.discard(delivery.id)
             self.route(delivery)
 
-    def _settle(self, delivery_id: int, written: asyncio.Future[None]) -> None:
+    def _settle(self, delivery_id: int, _: object, error: BaseException | None) -> None:
         # A store read that started before this commit may still list it as due;
         # remembering when it settled lets resume() ignore such a stale row.
         self._in_flight.discard(delivery_id)

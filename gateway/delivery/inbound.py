@@ -55,9 +55,9 @@ _KNOWN_STATES = frozenset(int(s) for s in MessageState)
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "ARRET", "ARRÊT"})
 
 
-def _ack_when_durable(ack: Ack, durable: asyncio.Future[None]) -> None:
+def _ack_when_durable(ack: Ack, _: object, error: BaseException | None) -> None:
     # Not acknowledged if the outcome could not be made durable: the upstream repeats it.
-    if not durable.cancelled() and durable.exception() is None:
+    if error is None:
         ack(0)
 
 
@@ -191,12 +191,11 @@ class Inbound:
         entry = self._handovers.take(connector, upstream_id)
         if isinstance(entry, NewMessage):
             self._metrics.deliveries.labels("upstream_dlr", "matched").inc()
-            durable = self._outcomes.add(
+            self._outcomes.add(
                 entry, state, err, datetime.now(UTC), network_error,
                 received_at=received_at or asyncio.get_running_loop().time(),
+                then=None if ack is _no_ack else partial(_ack_when_durable, ack),
             )
-            if ack is not _no_ack:
-                durable.add_done_callback(partial(_ack_when_durable, ack))
             return
         self._unmatched.add(UpstreamReceipt(connector, upstream_id, state, err,
                                             network_error, ack, entry))

@@ -21,7 +21,7 @@ from gateway.upstream.base import Connector, SubmitResult
 from gateway.upstream.router import Router
 from pdu.receipt import MessageState
 from store.outbox import OutboxStore
-from store.writer import NewMessage, claimable
+from store.writer import NewMessage, Then, claimable
 
 if TYPE_CHECKING:
     from gateway.accounts import AccountDirectory
@@ -48,13 +48,21 @@ class HandOverWriter(Protocol):
 
     def handed(
         self, message_id: int, upstream: str, upstream_id: str | None, sent_at: datetime,
-        *, parts: tuple[str, ...] = (), forget_body: bool = False,
-    ) -> asyncio.Future[None]: ...
+        *, parts: tuple[str, ...] = (), forget_body: bool = False, then: Then | None = None,
+    ) -> asyncio.Future[None] | None: ...
 
     def retry(
         self, message_id: int, next_attempt_at: datetime, error: str, *, counts: bool,
-        upstream: str | None = None, parts: tuple[str, ...] = (),
-    ) -> asyncio.Future[None]: ...
+        upstream: str | None = None, parts: tuple[str, ...] = (), then: Then | None = None,
+    ) -> asyncio.Future[None] | None: ...
+
+
+def _recorded(_: object, error: BaseException | None) -> None:
+    """The end of a hand-over's or a retry's write. The writer tries such bookkeeping
+    again until it stops; if it is lost even then, the claim's lease runs out and the
+    message is sent again (at least once towards the upstream)."""
+    if error is not None:
+        log.error("outbox: a hand-over could not be recorded: %r", error)
 
 
 class Outbox:
@@ -194,7 +202,7 @@ class Outbox:
             connector = self._pick(route.connectors)
         if connector is None:
             self._writer.retry(msg.id, now + timedelta(seconds=NO_CONNECTOR_DELAY),
-                               "no_connector_up", counts=False)
+                               "no_connector_up", counts=False, then=_recorded)
             return
         self._in_flight += 1
         future = connector.send(
@@ -228,7 +236,7 @@ class Outbox:
             self._writer.handed(
                 msg.id, connector.name, upstream_id, datetime.now(UTC), parts=result.parts,
                 # The body was kept only for the hand-over when the account keeps none.
-                forget_body=account is not None and not account.keep_bodies,
+                forget_body=account is not None and not account.keep_bodies, then=_recorded,
             )
             return
         if result.temporary:
@@ -245,7 +253,7 @@ class Outbox:
             self._writer.retry(
                 msg.id, now + timedelta(seconds=delay), result.reason, counts=counts,
                 upstream=connector.name if taken else None,
-                parts=result.parts if taken else (),
+                parts=result.parts if taken else (), then=_recorded,
             )
             asyncio.get_running_loop().call_later(delay, self.notify)
             return

@@ -27,11 +27,14 @@ from pdu.receipt import (
 )
 from pdu.text import decode_short_message
 from pdu.tlv import Tag, TlvError, decode_tlvs
-from store.writer import AlertRow, DeliveryRow, NewMessage
+from store.writer import AlertRow, DeliveryRow, NewMessage, Then
 
 # Characters of the message a receipt quotes (SMPP 3.4 Appendix B).
 QUOTED = 20
 _ALERTABLE_STATES = frozenset({MessageState.UNDELIVERABLE, MessageState.EXPIRED})
+# The history's status of each message state (MessageState(n).name, without the enum
+# call per outcome).
+_STATUS_NAMES = {int(s): s.name for s in MessageState}
 
 
 @dataclass(slots=True)
@@ -103,7 +106,8 @@ class OutcomeWriter(Protocol):
     def outcome(
         self, message_id: int, status: str, error_code: int, done_at: datetime | None, *,
         delivery: DeliveryRow | None = None, alert: AlertRow | None = None,
-    ) -> asyncio.Future[None]: ...
+        then: Then | None = None,
+    ) -> asyncio.Future[None] | None: ...
 
 
 class IdSource(Protocol):
@@ -123,10 +127,10 @@ class Outcomes:
 
     def add(self, msg: NewMessage, state: int, error: int, done_at: datetime,
             network_error: bytes | None = None, *, received_at: float = 0.0,
-            delivered: int | None = None) -> asyncio.Future[None]:
+            delivered: int | None = None, then: Then | None = None) -> None:
         """The message ended as `state`: written with its receipt (if the submit asked
         for one) in the store writer's next commit; the receipt goes to a receiver once
-        that commit is durable, which is when the returned future resolves."""
+        that commit is durable, which is when `then(None, error)` is called."""
         o = Outcome(msg, state, error, done_at, network_error, delivered, received_at)
         account_id = msg.account_id
         delivery = None
@@ -145,23 +149,42 @@ class Outcomes:
                 esme_npi=msg.source_npi, created_at=done_at,
                 expires_at=done_at + self._alert_ttl,
             )
-        durable = self._writer.outcome(msg.id, MessageState(state).name, error, done_at,
-                                       delivery=delivery, alert=alert)
         if delivery is not None:
             pending = PendingDelivery(delivery.id, account_id, "dlr", delivery.body, received_at)
-            durable.add_done_callback(partial(self._route, pending))
-        return durable
+            then = partial(self._route, pending, then)
+        self._writer.outcome(msg.id, _STATUS_NAMES[state], error, done_at,
+                             delivery=delivery, alert=alert, then=then or _nothing)
 
-    def _route(self, pending: PendingDelivery, durable: asyncio.Future[None]) -> None:
+    def _route(self, pending: PendingDelivery, then: Then | None, _: object,
+               error: BaseException | None) -> None:
         # Not sent unless it is in the store: its acknowledgement must find its row.
-        if not durable.cancelled() and durable.exception() is None:
+        if error is None:
             self._deliveries.route(pending)
+        if then is not None:
+            then(None, error)
 
     async def record(self, batch: list[Outcome]) -> None:
         """Several outcomes at once (receipts matched through the store); returns when
         all are durable."""
-        await asyncio.gather(*(
+        loop = asyncio.get_running_loop()
+        durable = []
+        for o in batch:
+            future: asyncio.Future[None] = loop.create_future()
             self.add(o.msg, o.state, o.error, o.done_at, o.network_error,
-                     received_at=o.received_at, delivered=o.delivered)
-            for o in batch
-        ))
+                     received_at=o.received_at, delivered=o.delivered,
+                     then=partial(_settle_future, future))
+            durable.append(future)
+        await asyncio.gather(*durable)
+
+
+def _nothing(_: object, error: BaseException | None) -> None:
+    """An outcome nobody waits for: the writer retries its bookkeeping by itself."""
+
+
+def _settle_future(future: asyncio.Future[None], _: object, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

@@ -37,7 +37,7 @@ from pdu.receipt import MessageState
 from pdu.status import CommandStatus
 from pdu.tlv import Tag, encode_tlvs
 from store.errors import InsufficientCredit
-from store.writer import NewMessage
+from store.writer import NewMessage, Then
 
 if TYPE_CHECKING:
     from gateway.accounts import Account, AccountDirectory
@@ -70,8 +70,9 @@ class StoreWriter(Protocol):
     """Where accepted messages and their debits are committed (store.writer)."""
 
     def accept(
-        self, msg: NewMessage, *, replace_present: bool = False
-    ) -> asyncio.Future[list[NewMessage]]: ...
+        self, msg: NewMessage, *, replace_present: bool = False,
+        then: Then | None = None,
+    ) -> asyncio.Future[list[NewMessage]] | None: ...
 
 
 class OutcomeSink(Protocol):
@@ -230,17 +231,14 @@ class Submitter:
             session.respond(pdu, NO_CREDIT_STATUS)
             return
         msg = self._message(account, submit, checked, cost)
-        future = self._writer.accept(msg, replace_present=replace)
-        future.add_done_callback(
-            partial(self._committed, session, pdu, account, msg, session.received_at)
-        )
+        self._writer.accept(msg, replace_present=replace, then=partial(
+            self._committed, session, pdu, account, msg, session.received_at))
 
     def _committed(self, session, pdu, account, msg: NewMessage, received_at: float,
-                   future) -> None:
-        exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
+                   replaced: list[NewMessage] | None, exc: BaseException | None) -> None:
         if exc is None:
             self._directory.settle(account, msg.cost)
-            self._replaced(account, future.result())
+            self._replaced(account, replaced)
             self._directory.after_debit(account)
             metrics = self._metrics
             metrics.credits_debited.inc(msg.cost / 100)
