@@ -413,7 +413,13 @@ def _forward_load(
             time_limit=_time_limit(spec["messages"], None),
         )
         meters = {"gateway_cpu": CpuMeter(gw.pid), "upstream_cpu": CpuMeter(upstream.child.pid)}
-        result = run(_load_and_count_upstream(config, upstream.log_path, meters))
+        profile: dict[str, Any] = {}
+        profiler = Profiler(ctx, gw.pid, ctx.current, profile)
+        try:
+            result = run(_load_and_count_upstream(config, upstream.log_path, meters, profiler))
+        finally:
+            profiler.stop()
+        result.update(profile)
         result["gateway_rss_mb"] = read_rss(gw.pid)
         result["accounts"] = len(accounts)
     return result, settings
@@ -487,7 +493,7 @@ def scenario_window10(ctx: RunContext) -> Outcome:
 
 
 async def _load_and_count_upstream(
-    config: LoadConfig, log_path: Path, meters: dict[str, CpuMeter]
+    config: LoadConfig, log_path: Path, meters: dict[str, CpuMeter], profiler: Profiler,
 ) -> dict[str, Any]:
     """Run the load while counting the upstream's log lines; wait for the stragglers.
 
@@ -520,6 +526,7 @@ async def _load_and_count_upstream(
     watcher = asyncio.get_running_loop().create_task(watch())
     try:
         def started() -> None:
+            profiler.start()
             seen["t0"] = time.perf_counter()
             own["cpu0"] = time.process_time()
             for meter in meters.values():
@@ -533,6 +540,7 @@ async def _load_and_count_upstream(
         poll()
         for meter in meters.values():
             meter.stop()
+        profiler.stop()
         own["cpu"] = time.process_time() - own["cpu0"]
     finally:
         watcher.cancel()
