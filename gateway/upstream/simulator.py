@@ -240,6 +240,8 @@ class SimulatorConnector(Connector):
             state, err, network_error = result(outcome)
             report(name, upstream_id, state, err, network_error)
             if outcome == "absent" and wants_alert(message_tlvs(msg)):
+                # Kept only to be cancelled at stop: the ones already run go.
+                self._alerts = [h for h in self._alerts if h.when() > now]
                 self._alerts.append(loop.call_later(self._alert_after, self._alert, msg))
         if due:
             self._timer = loop.call_at(due[0][0], self._fire)
