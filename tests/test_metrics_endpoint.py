@@ -5,6 +5,7 @@ queue, store and link gauges move by what happened."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 from delivery_helpers import Esme, SimProcess, ready_account, submit_pdu, wait_for
 from gw_helpers import new_account
@@ -138,3 +139,34 @@ async def test_hot_path_histograms_and_gauges_appear_and_move(
         await gw.stop()
         if sim.proc is not None and sim.proc.poll() is None:
             sim.stop()
+
+
+async def test_the_writer_queue_gauge_counts_writes_waiting_for_a_slow_store(gateway):
+    account = await ready_account(gateway)
+    esme = await Esme.bind(*gateway.endpoints.smpp, account)
+    before = await _scrape(gateway)
+    # Another process holds the store's write lock for a second (a backup, an operator's
+    # sqlite3 shell): the writer's next commit waits for it, and what comes meanwhile
+    # waits in the writer's queue.
+    path = gateway.settings.effective_database_url.split("///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        # The first ones are taken into the commit that now waits for the lock...
+        sent = [await esme.client.send(submit_pdu(f"3364000000{i}")) for i in range(5)]
+        await asyncio.sleep(0.1)
+        # ...and these wait in the queue for the next one.
+        sent += [await esme.client.send(submit_pdu(f"3365000000{i}")) for i in range(5)]
+        waiting = await _until(gateway, lambda v: v["smppgw_store_writer_queue"] >= 5,
+                               "the submits queued behind the lock", timeout=0.6)
+        await asyncio.sleep(0.3)
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    await wait_for(lambda: all(s in esme.responses for s in sent), 10)
+    assert [esme.responses[s].command_status for s in sent] == [0] * 10
+    after = await _until(gateway, lambda v: v["smppgw_store_writer_queue"] == 0, "an empty queue")
+    await esme.close()
+    assert waiting["smppgw_store_writer_queue"] == 5
+    # The commit that waited for the lock is in the commit histogram.
+    assert _moved(before, after, "smppgw_store_commit_seconds_sum") >= 0.3
