@@ -12,6 +12,7 @@ from smpp_client import RawClient
 from gateway.app import Gateway
 from gateway.upstream.simulator import SimulatedNetwork
 from pdu.codec import DeliverSm, DeliverSmResp, SubmitSm
+from pdu.fields import ESM_CLASS_DELIVERY_RECEIPT
 from pdu.receipt import parse_receipt
 from pdu.status import CommandStatus as S
 from pdu.tlv import Tag
@@ -97,9 +98,15 @@ async def test_stop_reply_from_a_mobile_stop_lists_it(gateway):
     client = await _bound(gateway, account)
     resp = await client.request(_submit(mo.source_addr))
     assert resp.command_status == 0
-    dlr = await client.read(timeout=10)
-    await client.send(DeliverSmResp(sequence_number=dlr.sequence_number))
-    assert parse_receipt(dlr.short_message).err == 53
+    # The STOP itself is also an MO for this account: it may arrive before or after
+    # the receipt, so read both and tell them apart by esm_class.
+    by_kind = {}
+    for _ in range(2):
+        pdu = await client.read(timeout=10)
+        await client.send(DeliverSmResp(sequence_number=pdu.sequence_number))
+        by_kind["receipt" if pdu.esm_class & ESM_CLASS_DELIVERY_RECEIPT else "mo"] = pdu
+    assert by_kind["mo"].short_message == b" stop "
+    assert parse_receipt(by_kind["receipt"].short_message).err == 53
     row = await gateway.messages.get(int(resp.message_id))
     assert (row["status"], row["error_code"]) == ("REJECTED", 53)
     await client.close()
