@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.account_keys import account_id_of
+from store.bounds import check_text
 from store.engine import writer
 from store.errors import (
     AccountNotFound,
@@ -26,6 +27,7 @@ from store.errors import (
     TooManyAllowedIps,
 )
 from store.ledger import insert_entry
+from store.money import check_amount
 from store.senders import insert_senders, sender_row, senders_by_account, senders_of
 from store.stop_list import destinations_by_account, destinations_of
 from store.tables import (
@@ -99,6 +101,7 @@ def _outbind_address(value: Any) -> str | None:
     text = str(value).strip()
     host, sep, port = text.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
+    check_text(accounts.c.outbind_address, text)
     if not sep or not host or any(c.isspace() for c in host) or not port.isdigit() or not (
         1 <= int(port) <= 65535
     ):
@@ -129,7 +132,7 @@ def _optional_minor(name: str, *, positive: bool) -> Any:
             raise ValueError(f"{name} must be an int of minor units, got {value!r}")  # noqa: TRY004
         if value < 0 or (positive and value == 0):
             raise ValueError(f"{name} must be {'positive' if positive else '0 or more'}")
-        return value
+        return check_amount(name, value)
 
     return check
 
@@ -137,10 +140,13 @@ def _optional_minor(name: str, *, positive: bool) -> Any:
 def _email(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or value.count("@") != 1 or any(c.isspace() for c in value):
+    if not isinstance(value, str):
+        raise ValueError(f"contact_email {value!r} is not an e-mail address")  # noqa: TRY004
+    check_text(accounts.c.contact_email, value)
+    if value.count("@") != 1 or any(c.isspace() for c in value):
         raise ValueError(f"contact_email {value!r} is not an e-mail address")
     local, domain = value.split("@")
-    if not local or "." not in domain or len(value) > 255:
+    if not local or "." not in domain:
         raise ValueError(f"contact_email {value!r} is not an e-mail address")
     return value
 
@@ -204,10 +210,15 @@ class AccountStore:
         `settings` are per-account settings (see ACCOUNT_SETTINGS); `sender_list` rows
         carry address, kind, state and optional comment, already validated by the caller.
         """
-        if not system_id or len(system_id) > accounts.c.system_id.type.length:
+        if not isinstance(system_id, str) or not system_id or (
+            len(system_id) > accounts.c.system_id.type.length
+        ):
             raise ValueError(f"system_id must be 1 to 16 characters, got {system_id!r}")
+        check_text(accounts.c.system_id, system_id)
+        check_text(accounts.c.password_hash, password_hash)
         if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
             raise ValueError(f"credits must be a non-negative int of minor units: {credits!r}")
+        check_amount("initial credits", credits)
         networks = sorted({canonical_network(n) for n in allowed_ips})
         if max_allowed_ips is not None and len(networks) > max_allowed_ips:
             raise TooManyAllowedIps(system_id, max_allowed_ips)
@@ -295,6 +306,7 @@ class AccountStore:
         ]
 
     async def set_password_hash(self, system_id: str, password_hash: str) -> None:
+        check_text(accounts.c.password_hash, password_hash)
         await self._update_account(system_id, password_hash=password_hash)
 
     async def set_status(self, system_id: str, status: str) -> None:

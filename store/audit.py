@@ -12,8 +12,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from store.bounds import check_text
 from store.engine import writer
 from store.tables import audit_log, utcnow
+
+# The most entries one newest() call returns.
+MAX_PAGE = 100_000
 
 
 def _to_json(value: dict[str, Any] | None) -> str | None:
@@ -39,6 +43,9 @@ class AuditStore:
         after: dict[str, Any] | None,
     ) -> None:
         """Record a change; before/after are stored as JSON text."""
+        check_text(audit_log.c.actor, actor, "audit actor")
+        check_text(audit_log.c.action, action, "audit action")
+        check_text(audit_log.c.target, target, "audit target")
         async with self._writer.begin() as conn:
             await conn.execute(
                 audit_log.insert().values(
@@ -48,7 +55,9 @@ class AuditStore:
             )
 
     async def newest(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest entries first, with before/after decoded from JSON."""
+        """The newest entries first (1 <= limit <= MAX_PAGE), before/after decoded."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)

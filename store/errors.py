@@ -7,6 +7,8 @@ catching driver exceptions.
 
 from __future__ import annotations
 
+from store.money import format_credits
+
 
 class StoreError(Exception):
     """Base class of every error the store raises on purpose."""
@@ -30,6 +32,21 @@ class InsufficientCredit(StoreError):
         super().__init__(f"account {account!r} has insufficient credit{detail}")
         self.account = account
         self.needed = needed
+
+
+class BalanceLimitExceeded(StoreError):
+    """A credit would take a balance past store.money.MAX_AMOUNT; nothing was written."""
+
+    def __init__(self, account: str, balance: int, amount: int, limit: int) -> None:
+        super().__init__(
+            f"account {account!r} cannot take {format_credits(amount)} more credits: its "
+            f"balance {format_credits(balance)} would pass the limit of "
+            f"{format_credits(limit)} credits"
+        )
+        self.account = account
+        self.balance = balance
+        self.amount = amount
+        self.limit = limit
 
 
 class AllowedIpNotFound(StoreError, LookupError):

@@ -15,11 +15,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from store.bounds import check_id, check_text
 from store.engine import writer
 from store.tables import MESSAGE_STATUSES, accounts, deliveries, messages
 
 # States in which a message still moves through the gateway: never deleted or purged.
 IN_FLIGHT = ("ACCEPTED", "ENROUTE")
+# The most rows one query() returns, and the most ids one delete() takes (each id is a
+# bound parameter; SQLite allows 32766 in one statement).
+MAX_PAGE = 100_000
+MAX_DELETE = 10_000
 
 # Columns an export carries, in order (the system_id comes from a join).
 EXPORT_COLUMNS = (
@@ -51,6 +56,12 @@ class HistoryFilter:
             raise ValueError(f"direction must be MT or MO, got {self.direction!r}")
         if self.since and self.until and self.since >= self.until:
             raise ValueError("the time range is empty: 'since' must be before 'until'")
+        check_text(messages.c.source_addr, self.sender, "sender")
+        check_text(messages.c.dest_addr, self.receiver, "receiver")
+        if self.message_id is not None:
+            check_id("message_id", self.message_id)
+        if self.account_id is not None:
+            check_id("account_id", self.account_id)
 
     def where(self) -> list[sa.ColumnElement[bool]]:
         m = messages.c
@@ -90,8 +101,10 @@ class HistoryStore:
         self, flt: HistoryFilter, *, limit: int = 100, after_id: int | None = None
     ) -> list[dict[str, Any]]:
         """Up to `limit` rows in id (creation) order, after `after_id` if given."""
-        if not 1 <= limit <= 100_000:
-            raise ValueError(f"limit must be between 1 and 100000, got {limit}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
+        if after_id is not None:
+            check_id("after_id", after_id, least=0)
         stmt = _SELECT.where(*flt.where())
         if after_id is not None:
             stmt = stmt.where(messages.c.id > after_id)
@@ -124,9 +137,11 @@ class HistoryStore:
         Messages still in flight (ACCEPTED, ENROUTE) are kept: the outbox and the
         receipt path still need their rows.
         """
-        ids = sorted({int(i) for i in message_ids})
+        ids = sorted({check_id("message id", i) for i in message_ids})
         if not ids:
             return 0
+        if len(ids) > MAX_DELETE:
+            raise ValueError(f"at most {MAX_DELETE} message ids at once, got {len(ids)}")
         async with self._writer.begin() as conn:
             result = await conn.execute(
                 messages.delete().where(

@@ -2,8 +2,9 @@
 
 Every change of a balance writes its ledger row in the same transaction, so a balance
 always equals the sum of its ledger (principle 4). Amounts are integer minor units
-(store.money). Debits for messages are written by the store writer (one row per
-account per commit), not here.
+(store.money): each at most MAX_AMOUNT, and no credit made here takes a balance past
+MAX_AMOUNT (a conditional update, so two credits racing cannot either). Debits for
+messages are written by the store writer (one row per account per commit), not here.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from store.bounds import check_id, check_text
 from store.engine import writer
-from store.errors import AccountNotFound, InsufficientCredit
+from store.errors import AccountNotFound, BalanceLimitExceeded, InsufficientCredit, StoreError
 from store.invariants import ledger_violations
+from store.money import MAX_AMOUNT, check_amount
 from store.tables import accounts, ledger, utcnow
 
 # Kinds add_credits() may write; debits and transfers have their own paths.
 CREDIT_KINDS = ("topup", "auto_topup", "refund", "adjust")
+# The most ledger rows one entries() call returns.
+MAX_PAGE = 10_000
 
 
 async def insert_entry(
@@ -47,7 +52,22 @@ def _positive_amount(amount: int) -> int:
         raise TypeError(f"amount must be an int of minor units, got {type(amount).__name__}")
     if amount <= 0:
         raise ValueError(f"amount must be positive, got {amount}")
-    return amount
+    return check_amount("amount", amount, positive=True)
+
+
+def _room_for(amount: int) -> sa.ColumnElement[bool]:
+    """The balance can take `amount` more without passing MAX_AMOUNT."""
+    return accounts.c.balance <= MAX_AMOUNT - amount
+
+
+async def _over_limit(conn: AsyncConnection, system_id: str, amount: int) -> StoreError:
+    """Why a conditional credit of `system_id` updated nothing."""
+    balance = (
+        await conn.execute(sa.select(accounts.c.balance).where(accounts.c.system_id == system_id))
+    ).scalar_one_or_none()
+    if balance is None:
+        return AccountNotFound(system_id)
+    return BalanceLimitExceeded(system_id, int(balance), amount, MAX_AMOUNT)
 
 
 def _month_start(now: datetime) -> datetime:
@@ -70,22 +90,28 @@ class LedgerStore:
         note: str | None = None,
         message_id: int | None = None,
     ) -> int:
-        """Credit `amount` minor units (> 0); returns the new balance."""
+        """Credit `amount` minor units (1..MAX_AMOUNT); returns the new balance.
+
+        BalanceLimitExceeded, and nothing written, if the balance would pass MAX_AMOUNT.
+        """
         _positive_amount(amount)
         if kind not in CREDIT_KINDS:
             raise ValueError(f"kind must be one of {CREDIT_KINDS}, got {kind!r}")
+        check_text(ledger.c.note, note)
+        if message_id is not None:
+            check_id("message_id", message_id)
         async with self._writer.begin() as conn:
             now = utcnow()
             balance = (
                 await conn.execute(
                     accounts.update()
-                    .where(accounts.c.system_id == system_id)
+                    .where(accounts.c.system_id == system_id, _room_for(amount))
                     .values(balance=accounts.c.balance + amount, updated_at=now)
                     .returning(accounts.c.id, accounts.c.balance)
                 )
             ).one_or_none()
             if balance is None:
-                raise AccountNotFound(system_id)
+                raise await _over_limit(conn, system_id, amount)
             await insert_entry(
                 conn, balance.id, kind, amount, now, note=note, message_id=message_id
             )
@@ -95,7 +121,9 @@ class LedgerStore:
         """Move credit between accounts atomically; returns (src_balance, dst_balance).
 
         The debit is a conditional update (balance >= amount), so concurrent transfers
-        and batched debits, on any number of nodes, can never overdraw `src`.
+        and batched debits, on any number of nodes, can never overdraw `src`; the credit
+        is one too (BalanceLimitExceeded past MAX_AMOUNT). Either refusal rolls the
+        whole transfer back: nothing is written.
         """
         _positive_amount(amount)
         if src == dst:
@@ -131,11 +159,14 @@ class LedgerStore:
             dst_balance = (
                 await conn.execute(
                     accounts.update()
-                    .where(accounts.c.id == ids[dst])
+                    .where(accounts.c.id == ids[dst], _room_for(amount))
                     .values(balance=accounts.c.balance + amount, updated_at=now)
                     .returning(accounts.c.balance)
                 )
-            ).scalar_one()
+            ).scalar_one_or_none()
+            if dst_balance is None:
+                # Raised inside the transaction: the debit of `src` above is undone.
+                raise await _over_limit(conn, dst, amount)
             await conn.execute(
                 ledger.insert(),
                 [
@@ -176,6 +207,8 @@ class LedgerStore:
             )
             if threshold is None or not amount or row.balance > threshold:
                 return None
+            if row.balance > MAX_AMOUNT - amount:
+                return None  # a threshold set near the limit: topping up would pass it
             if cap is not None:
                 used = (
                     await conn.execute(
@@ -221,7 +254,9 @@ class LedgerStore:
         return int(value)
 
     async def entries(self, account_id: int, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest ledger rows of an account, newest first."""
+        """The newest ledger rows of an account, newest first (1 <= limit <= MAX_PAGE)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 sa.select(ledger)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from store.account_keys import account_id_of
 from store.engine import writer
 from store.errors import RateNotFound
+from store.money import check_amount
 from store.tables import rates, utcnow
 
 # Destination prefixes are international digits (country code first), like the
@@ -26,7 +27,7 @@ _PREFIX = re.compile(r"[0-9]{1,15}")
 def validate_prefix(prefix: str) -> str:
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix.strip().removeprefix("+")):
         raise ValueError(
-            f"rate prefix {prefix!r} must be 1 to 15 digits of an international number, "
+            f"rate prefix {str(prefix)[:20]!r} must be 1 to 15 digits of an international number, "
             "e.g. 33 or 336"
         )
     return prefix.strip().removeprefix("+")
@@ -44,6 +45,7 @@ class RateStore:
         prefix = validate_prefix(prefix)
         if isinstance(price, bool) or not isinstance(price, int) or price < 0:
             raise ValueError(f"price must be a non-negative int of minor units, got {price!r}")
+        check_amount("price", price)
         async with self._writer.begin() as conn:
             account_id = await _scope(conn, system_id, lock=True)
             where = _where(account_id, prefix)

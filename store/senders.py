@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.account_keys import account_id_of
+from store.bounds import check_text
 from store.engine import writer
 from store.errors import DuplicateSender, SenderNotFound
 from store.tables import SENDER_KINDS, SENDER_STATES, senders, utcnow
@@ -35,7 +36,9 @@ def sender_row(row: Mapping[str, Any]) -> dict[str, Any]:
     address = row.get("address")
     if not isinstance(address, str) or not 1 <= len(address) <= senders.c.address.type.length:
         raise ValueError(f"sender address must be 1 to 21 characters, got {address!r}")
-    return {"address": address, "kind": kind, "state": state, "comment": row.get("comment")}
+    check_text(senders.c.address, address, "sender address")
+    comment = check_text(senders.c.comment, row.get("comment"), "sender comment")
+    return {"address": address, "kind": kind, "state": state, "comment": comment}
 
 
 async def insert_senders(
@@ -97,6 +100,7 @@ class SenderStore:
         return await self.get(system_id, row["address"])
 
     async def get(self, system_id: str, address: str) -> dict[str, Any]:
+        check_text(senders.c.address, address, "sender address")
         async with self._engine.connect() as conn:
             account_id = await account_id_of(conn, system_id)
             found = (
@@ -118,7 +122,8 @@ class SenderStore:
             raise ValueError(f"sender state must be one of {', '.join(SENDER_STATES)}")
         values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
         if comment is not None:
-            values["comment"] = comment
+            values["comment"] = check_text(senders.c.comment, comment, "sender comment")
+        check_text(senders.c.address, address, "sender address")
         async with self._writer.begin() as conn:
             account_id = await account_id_of(conn, system_id)
             result = await conn.execute(
@@ -131,6 +136,7 @@ class SenderStore:
         return await self.get(system_id, address)
 
     async def remove(self, system_id: str, address: str) -> None:
+        check_text(senders.c.address, address, "sender address")
         async with self._writer.begin() as conn:
             account_id = await account_id_of(conn, system_id)
             result = await conn.execute(

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.account_keys import account_id_of
+from store.bounds import check_text
 from store.engine import writer
 from store.errors import StopEntryNotFound
 from store.tables import stop_list, utcnow
@@ -39,6 +40,13 @@ async def destinations_by_account(conn: AsyncConnection) -> dict[int, list[str]]
     return by_account
 
 
+def _check_destination(destination: object) -> None:
+    # Length only: STOP replies list the source_addr an upstream sent, as it was.
+    most = stop_list.c.destination.type.length
+    if not isinstance(destination, str) or not 1 <= len(destination) <= most:
+        raise ValueError(f"a STOP destination must have 1 to {most} characters")
+
+
 class StopListStore:
     """Repository of STOP entries, keyed by (system_id, destination)."""
 
@@ -48,6 +56,8 @@ class StopListStore:
 
     async def add(self, system_id: str, destination: str, note: str | None = None) -> bool:
         """STOP-list a destination; False if it already was (adding twice is harmless)."""
+        _check_destination(destination)
+        check_text(stop_list.c.note, note, "STOP note")
         async with self._writer.begin() as conn:
             account_id = await account_id_of(conn, system_id)
             exists = (
@@ -69,6 +79,7 @@ class StopListStore:
         return True
 
     async def remove(self, system_id: str, destination: str) -> None:
+        _check_destination(destination)
         async with self._writer.begin() as conn:
             account_id = await account_id_of(conn, system_id)
             result = await conn.execute(

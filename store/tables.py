@@ -1,8 +1,11 @@
 """The schema, declared once as SQLAlchemy Core tables on one MetaData.
 
-Alembic migrations in store/migrations create exactly these tables; a test compares
-the migrated database against `metadata` on SQLite and PostgreSQL. Every timestamp
-column is `UTCDateTime`: aware UTC in, aware UTC out, on both engines.
+Alembic migrations in store/migrations create exactly these tables; tests compare
+the migrated database against `metadata` on SQLite and PostgreSQL, CHECK constraints
+included. Every timestamp column is `UTCDateTime`: aware UTC in, aware UTC out, on both
+engines. SQLite enforces neither VARCHAR(n) nor BIGINT's range, so the texts operators
+write and the money columns carry CHECKs (migration 0007) besides the repositories'
+own checks (store.bounds, store.money).
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from store.money import MAX_AMOUNT, MAX_STORED
+
 # Deterministic constraint names, so later migrations can refer to them on both engines.
+# Migrations 0001 and 0002 had alembic apply the "ck" convention to names already
+# complete, so their CHECKs are ck_accounts_ck_accounts_status and so on in every
+# database; a migration dropping one of those must use that name.
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -72,6 +80,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _length(column: str, most: int, *, least: int = 0) -> sa.CheckConstraint:
+    """length(column) within bounds; NULL passes, as in every CHECK."""
+    rule = f"length({column}) <= {most}" if least == 0 else (
+        f"length({column}) BETWEEN {least} AND {most}"
+    )
+    return sa.CheckConstraint(rule, name=f"{column}_length")
+
+
+def _range(column: str, least: int, most: int) -> sa.CheckConstraint:
+    return sa.CheckConstraint(f"{column} BETWEEN {least} AND {most}", name=f"{column}_range")
+
+
 accounts = sa.Table(
     "accounts",
     metadata,
@@ -95,8 +115,7 @@ accounts = sa.Table(
     sa.Column("vendor_tlvs", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("dlr_retention_days", sa.Integer, nullable=False, server_default="7"),
     # 'dlr' accepts a submit to a STOP-listed number and fails it (PTT 53); 'refuse'
-    # answers the submit with an error. Checked in store.accounts, not by a CHECK:
-    # adding one to an existing SQLite table would mean copying the table.
+    # answers the submit with an error.
     sa.Column("stop_mode", sa.String(8), nullable=False, server_default="dlr"),
     # Minor units; NULL = feature off.
     sa.Column("auto_topup_threshold", sa.BigInteger, nullable=True),
@@ -114,6 +133,20 @@ accounts = sa.Table(
     sa.Column("outbind_password", sa.String(9), nullable=True),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("status IN ('active', 'suspended')", name="status"),
+    # Migration 0007. Operators keep balances within store.money.MAX_AMOUNT; the
+    # schema's bound is higher so that refunds to a full account never fail a commit.
+    sa.CheckConstraint(f"balance <= {MAX_STORED}", name="balance_max"),
+    sa.CheckConstraint("stop_mode IN ('dlr', 'refuse')", name="stop_mode"),
+    sa.CheckConstraint("addressing IN ('lenient', 'strict')", name="addressing"),
+    _range("auto_topup_threshold", 0, MAX_AMOUNT),
+    _range("auto_topup_amount", 0, MAX_AMOUNT),
+    _range("auto_topup_monthly_cap", 0, MAX_AMOUNT),
+    _range("low_balance_threshold", 0, MAX_AMOUNT),
+    _length("system_id", 16, least=1),
+    _length("contact_email", 255),
+    _length("outbind_address", 255),
+    _length("outbind_system_id", 16),
+    _length("outbind_password", 9),
 )
 
 allowed_ips = sa.Table(
@@ -149,6 +182,9 @@ ledger = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("message_count", sa.Integer, nullable=True),
     sa.Index("ix_ledger_account_id", "account_id"),
+    # Migration 0007.
+    _range("amount", -MAX_STORED, MAX_STORED),
+    _length("note", 255),
 )
 
 messages = sa.Table(
@@ -330,6 +366,9 @@ senders = sa.Table(
     sa.UniqueConstraint("account_id", "address"),
     sa.CheckConstraint("kind IN ('alphanumeric', 'shortcode', 'numeric')", name="kind"),
     sa.CheckConstraint("state IN ('pending', 'enabled', 'disabled', 'refused')", name="state"),
+    # Migration 0007.
+    _length("address", 21, least=1),
+    _length("comment", 255),
 )
 
 # Price per segment for destinations starting with `prefix`, in minor units. A NULL
@@ -351,6 +390,9 @@ rates = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
     sa.CheckConstraint("price >= 0", name="price_not_negative"),
     sa.Index("ix_rates_account_prefix", "account_id", "prefix"),
+    # Migration 0007.
+    sa.CheckConstraint(f"price <= {MAX_AMOUNT}", name="price_max"),
+    _length("prefix", 16, least=1),
 )
 
 # Destinations an account may not message (the recipient sent STOP, or the operator
@@ -369,4 +411,7 @@ stop_list = sa.Table(
     sa.Column("note", sa.String(255), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.UniqueConstraint("account_id", "destination"),
+    # Migration 0007.
+    _length("destination", 21, least=1),
+    _length("note", 255),
 )

@@ -33,8 +33,10 @@ class Mailbox:
         self.port = 0
 
     def gateway_settings(self) -> dict:
-        """The settings of a gateway that mails here."""
-        return {"smtp_host": "127.0.0.1", "smtp_port": self.port, "smtp_from": "noc@gw.test"}
+        """The settings of a gateway that mails here (in clear: tests/test_mail.py has
+        STARTTLS)."""
+        return {"smtp_host": "127.0.0.1", "smtp_port": self.port, "smtp_from": "noc@gw.test",
+                "smtp_starttls": False}
 
     async def handle_DATA(self, server, session, envelope: Envelope) -> str:
         self.messages.append(envelope)

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from store.money import CREDIT_SCALE, MAX_CREDITS, format_credits, parse_credits
+from store.money import (
+    CREDIT_SCALE,
+    MAX_AMOUNT,
+    MAX_CREDITS,
+    check_amount,
+    format_credits,
+    parse_credits,
+)
 
 
 @pytest.mark.parametrize(
@@ -19,12 +26,16 @@ from store.money import CREDIT_SCALE, MAX_CREDITS, format_credits, parse_credits
         ("900.00", 90_000),
         (" 0.01 ", 1),
         ("0", 0),
-        ("1e2", 10_000),
         ("2.50000", 250),  # trailing zeros are not extra precision
+        (".5", 50),
+        ("+3", 300),
         (7, 700),
         (0.1, 10),  # shortest repr of the float, not its binary expansion
         (Decimal("3.14"), 314),
-        ("92233720368547758.07", 2**63 - 1),
+        (Decimal("1E+2"), 10_000),  # a Decimal is exact whatever its exponent
+        ("10000000000000", MAX_AMOUNT),
+        ("10000000000000.00", MAX_AMOUNT),
+        (1e13, MAX_AMOUNT),
     ],
 )
 def test_parse_credits_is_exact(value: str | float | Decimal, minor: int) -> None:
@@ -43,7 +54,17 @@ def test_parse_credits_is_exact(value: str | float | Decimal, minor: int) -> Non
         ("", "not a credit amount"),
         ("ten", "not a credit amount"),
         ("1,5", "not a credit amount"),
+        ("1_000", "not a credit amount"),
+        ("١٢", "not a credit amount"),  # digits, but not ASCII ones
+        ("5e16", "exponent"),
+        ("1e2", "exponent"),
+        ("1.5E-1", "exponent"),
+        ("10000000000000.01", "too large: at most 10000000000000 credits"),
+        ("50000000000000000", "too large"),
         ("92233720368547758.08", "too large"),
+        ("1" + "0" * 60, "too long"),
+        (1e16, "too large"),
+        (float("nan"), "finite"),
     ],
 )
 def test_parse_credits_refuses_with_a_clear_message(value: str, message: str) -> None:
@@ -79,7 +100,24 @@ def test_format_credits_refuses_non_integers() -> None:
         format_credits(1.5)  # type: ignore[arg-type]
 
 
-@given(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1))
+@pytest.mark.parametrize(
+    ("value", "positive", "message"),
+    [(MAX_AMOUNT + 1, False, "between 0.00 and 10000000000000.00 credits, got 10000000000000.01"),
+     (-1, False, "between 0.00 and"), (0, True, "between 0.01 and")],
+)
+def test_check_amount_names_the_bound(value: int, positive: bool, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_amount("amount", value, positive=positive)
+    assert check_amount("amount", MAX_AMOUNT) == MAX_AMOUNT
+
+
+def test_check_amount_takes_ints_only() -> None:
+    for value in (1.0, "1", True):
+        with pytest.raises(TypeError):
+            check_amount("amount", value)
+
+
+@given(st.integers(min_value=-MAX_AMOUNT, max_value=MAX_AMOUNT))
 def test_parse_inverts_format(minor: int) -> None:
     assert parse_credits(format_credits(minor), allow_negative=True) == minor
 

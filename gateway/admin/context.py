@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.admin.parsing import AdminError, required
+from gateway.admin.parsing import AdminError, required, shown
+from store.bounds import check_text
+from store.tables import accounts as account_table
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -69,6 +71,10 @@ class AdminContext:
     async def account(self, args: dict, key: str = "system_id") -> dict[str, Any]:
         """The stored account named by args[key]; AdminError if there is none."""
         system_id = required(args, key)
+        if len(system_id) > account_table.c.system_id.type.length:
+            raise AdminError(f"unknown account {shown(system_id)}: a system_id is at most "
+                             f"{account_table.c.system_id.type.length} characters")
+        check_text(account_table.c.system_id, system_id, key)
         row = await self.accounts.get(system_id)
         if row is None:
             raise AdminError(f"unknown account {system_id!r}")

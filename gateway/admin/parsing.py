@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auth.senders import validate_sender, validate_state
+from store.bounds import MAX_BIGINT
 from store.money import parse_credits
 
 
@@ -19,13 +20,36 @@ class AdminError(Exception):
     """Bad input from the operator: reported back as {"ok": false, "error": ...}."""
 
 
-def as_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise AdminError(f"expected an integer, got {value!r}")
+def shown(value: Any, most: int = 40) -> str:
+    """repr() of an operator's value for an error message, cut short if long."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:most]}... ({len(text)} characters)"
+
+
+def as_int(value: Any, name: str | None = None) -> int:
+    what = f"{name} must be an integer" if name else "expected an integer"
+    if isinstance(value, (bool, float)) or not isinstance(value, (int, str)):
+        raise AdminError(f"{what}, got {shown(value)}")
     try:
-        return int(str(value))
-    except ValueError:
-        raise AdminError(f"expected an integer, got {value!r}") from None
+        return int(str(value).strip())
+    except ValueError:  # not digits, or more than Python converts (4300 digits)
+        raise AdminError(f"{what}, got {shown(value)}") from None
+
+
+def as_id(value: Any, name: str, *, least: int = 1) -> int:
+    """A message or row id: an integer the store's BIGINT columns can hold."""
+    number = as_int(value, name)
+    if not least <= number <= MAX_BIGINT:
+        raise AdminError(f"{name} must be between {least} and {MAX_BIGINT}, got {shown(value)}")
+    return number
+
+
+def as_limit(value: Any, name: str, most: int) -> int:
+    """A page size or count: 1 to `most`."""
+    number = as_int(value, name)
+    if not 1 <= number <= most:
+        raise AdminError(f"{name} must be between 1 and {most}, got {shown(value)}")
+    return number
 
 
 def as_float(value: Any) -> float:

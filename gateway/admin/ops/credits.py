@@ -11,7 +11,7 @@ from gateway.admin.context import AdminContext
 from gateway.admin.ops.accounts import apply_settings
 from gateway.admin.parsing import AdminError, as_flag, money_or_off, required
 from store.errors import InsufficientCredit
-from store.money import format_credits, parse_credits
+from store.money import MAX_AMOUNT, format_credits, parse_credits
 
 
 async def add(ctx: AdminContext, args: dict, actor: str) -> dict:
@@ -83,6 +83,11 @@ async def auto_topup(ctx: AdminContext, args: dict, actor: str) -> dict:
         cap = money_or_off(args.get("monthly_cap"))
         if cap is not None and cap < amount:
             raise AdminError("monthly_cap is below the top-up amount: it would never top up")
+        if threshold + amount > MAX_AMOUNT:
+            raise AdminError(
+                "threshold plus amount must stay within the balance limit of "
+                f"{format_credits(MAX_AMOUNT)} credits, or a top-up would pass it"
+            )
         values = {"auto_topup_threshold": threshold, "auto_topup_amount": amount,
                   "auto_topup_monthly_cap": cap}
     return await apply_settings(ctx, row, values, actor, "credits.auto_topup")

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from gateway.admin.context import AdminContext
-from gateway.admin.parsing import AdminError, as_int, as_time, raw_list
+from gateway.admin.parsing import AdminError, as_id, as_limit, as_time, raw_list
 from pdu.text import display_text
 from store.errors import StoreError
-from store.history import EXPORT_COLUMNS, HistoryFilter
+from store.history import EXPORT_COLUMNS, MAX_DELETE, MAX_PAGE, HistoryFilter
 from store.money import format_credits
 
 EXPORT_PAGE = 1000
@@ -30,7 +30,7 @@ async def _filter(ctx: AdminContext, args: dict) -> HistoryFilter:
         sender=args.get("sender") or None,
         receiver=args.get("receiver") or None,
         status=(args.get("status") or "").upper() or None,
-        message_id=None if message_id in (None, "") else as_int(message_id),
+        message_id=None if message_id in (None, "") else as_id(message_id, "message_id"),
         direction=(args.get("direction") or "").upper() or None,
     )
 
@@ -53,15 +53,18 @@ async def query(ctx: AdminContext, args: dict, actor: str) -> list[dict]:
     flt = await _filter(ctx, args)
     after = args.get("after_id")
     rows = await ctx.history.query(
-        flt, limit=as_int(args.get("limit", 100)),
-        after_id=None if after in (None, "") else as_int(after),
+        flt, limit=as_limit(args.get("limit", 100), "limit", MAX_PAGE),
+        after_id=None if after in (None, "") else as_id(after, "after_id", least=0),
     )
     return [dict(zip(EXPORT_COLUMNS, _export_row(r), strict=True)) for r in rows]
 
 
 async def delete(ctx: AdminContext, args: dict, actor: str) -> dict:
     row = await ctx.account(args)
-    ids = [as_int(i) for i in raw_list(args, "message_ids")]
+    given = raw_list(args, "message_ids")
+    if len(given) > MAX_DELETE:
+        raise AdminError(f"at most {MAX_DELETE} message ids at once, got {len(given)}")
+    ids = [as_id(i, "message id") for i in given]
     if not ids:
         raise AdminError("missing argument 'message_ids'")
     deleted = await ctx.history.delete(row["id"], ids)

@@ -4,8 +4,9 @@ every balance equals its ledger."""
 from __future__ import annotations
 
 from gateway.admin.context import AdminContext
-from gateway.admin.parsing import as_int
+from gateway.admin.parsing import as_limit
 from gateway.admin.views import iso
+from store.ledger import MAX_PAGE
 from store.money import format_credits
 
 
@@ -16,7 +17,7 @@ async def balance(ctx: AdminContext, args: dict, actor: str) -> dict:
 
 async def entries(ctx: AdminContext, args: dict, actor: str) -> list[dict]:
     row = await ctx.account(args)
-    limit = as_int(args.get("limit", 50))
+    limit = as_limit(args.get("limit", 50), "limit", MAX_PAGE)
     rows = await ctx.ledger.entries(row["id"], limit)
     return [
         {"id": e["id"], "at": iso(e["created_at"]), "kind": e["kind"],
