@@ -152,8 +152,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
         lines = text.splitlines()
         if match and 1 <= int(match.group(1)) <= len(lines):
             number = int(match.group(1))
-            message += f"\n  line {number}: {lines[number - 1]}"
+            message += f"\n  line {number}: {_quoted_line(lines[number - 1])}"
         raise ConfigError(message) from None
+
+
+# A line that sets a password (a key of its own, or in an inline table) is quoted only up
+# to that key: the rest of the line may be the password.
+_SECRET_LINE = re.compile(r"""(["']?\b[\w.-]*password[\w.-]*["']?\s*=).*""", re.IGNORECASE)
+
+
+def _quoted_line(line: str) -> str:
+    """A line of the config file as an error may show it: no password in it."""
+    return _SECRET_LINE.sub(r"\1 ***", line)
 
 
 def _close_matches(key: str) -> str:

@@ -1,6 +1,7 @@
 """Engine factory and schema migration for the two supported back ends.
 
-SQLite (aiosqlite, WAL) is the embedded default; PostgreSQL (asyncpg) is for several
+SQLite (aiosqlite, WAL) is the embedded default, its file created private (0600, in a
+0700 directory when the gateway makes it: store.files); PostgreSQL (asyncpg) is for several
 gateway nodes sharing one store. `migrate()` runs the Alembic migrations shipped in
 store/migrations, so the schema is owned by Alembic on both engines.
 """
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from store.errors import StoreError
+from store.files import private_dir, private_sqlite_file
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -58,8 +60,10 @@ def store_url(url: str) -> sa.URL:
     """Parse a store URL; StoreError unless sqlite+aiosqlite or postgresql+asyncpg."""
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise StoreError(f"invalid store URL {url!r}; expected {_SUPPORTED}") from exc
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        # The URL itself is not quoted: it may hold a password (and the store does not
+        # import config.redaction). SQLAlchemy's reason names no part of it but the port.
+        raise StoreError(f"invalid store URL ({exc}); expected {_SUPPORTED}") from None
     if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         raise StoreError(
             f"unsupported store URL scheme {parsed.drivername!r}; expected {_SUPPORTED}"
@@ -91,7 +95,11 @@ def _make_sqlite_engine(
     url: sa.URL, synchronous: str, connect_args: dict[str, Any]
 ) -> AsyncEngine:
     synchronous = sqlite_synchronous_mode(synchronous)
-    sqlite_file(url).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    # The directory may be the operator's (any path in database_url): created private
+    # when missing, left alone otherwise. `smppgw serve` checks the state directory.
+    private_dir(path.parent, check_existing=False)
+    private_sqlite_file(path)
     engine = create_async_engine(url, connect_args=connect_args)
 
     @event.listens_for(engine.sync_engine, "connect")
