@@ -42,6 +42,16 @@ def verify_password(hashed: str, pw: str) -> bool:
         return False
 
 
+def decoy_hash() -> str:
+    """A hash of a random secret no bind can carry, with the parameters of real ones.
+
+    Binds for unknown, suspended or not-allowed accounts are verified against it, so
+    they cost what a real check costs and answer times do not tell which names exist.
+    """
+    # Longer than MAX_PASSWORD_LENGTH: no bind password can ever match it.
+    return _HASHER.hash(secrets.token_urlsafe(24))
+
+
 def needs_rehash(hashed: str) -> bool:
     """True if ``hashed`` was made with other parameters (or cannot be read at all)."""
     if not isinstance(hashed, str):
