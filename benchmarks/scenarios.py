@@ -264,9 +264,14 @@ def scenario_connections(ctx: RunContext) -> Outcome:
     # The gateway inherits this process's limit: one descriptor per session plus its own.
     raise_nofile_limit(2 * sessions + 512)
     # Binds per account are limited (1 by default, at most 100): spread the sessions
-    # over accounts; a revision without default_bind_limit needs one account each.
-    settings = applicable({"default_bind_limit": str(-(-sessions // spec["accounts"]))}, ctx)
-    count = spec["accounts"] if settings else sessions
+    # over accounts; a revision without default_bind_limit needs one account each. All
+    # come from 127.0.0.1: the per-address connection limit must admit them all.
+    settings = applicable({
+        "default_bind_limit": str(-(-sessions // spec["accounts"])),
+        "max_connections_per_ip": str(sessions + 100),
+        "max_connections": str(max(20_000, sessions + 100)),
+    }, ctx)
+    count = spec["accounts"] if "default_bind_limit" in settings else sessions
     with gateway(settings, ctx) as gw:
         t0 = time.monotonic()
         accounts = create_accounts(gw.admin, count, 10)

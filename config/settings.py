@@ -133,6 +133,27 @@ class Settings:
     # When true every failed bind answers ESME_RBINDFAIL, so account names cannot be probed.
     uniform_bind_failure: bool = False
 
+    # Connections: refused beyond these (a log line and smppgw_connections_refused_total).
+    # The gateway raises its open-file limit to fit max_connections at start.
+    max_connections: int = 20000
+    max_connections_per_ip: int = 200
+    # Output a connection may leave unread before it is dropped (aborted, not closed
+    # gracefully: a peer that does not read is never waited for).
+    max_unsent_bytes: int = 1048576
+
+    # Bind throttling: failures in bind_fail_window seconds, counted per (system_id,
+    # address), per address, and per account from every address together (a much higher
+    # ceiling, so strangers cannot lock an owner out); past a limit that key is refused
+    # ESME_RBINDTHROTTLED for bind_cooldown seconds. Binds from an address not on the
+    # account's list never count against the account. At most bind_checks_pending
+    # password checks wait at once; beyond that a bind is throttled at once.
+    bind_fail_window: float = 60.0
+    bind_fail_limit_pair: int = 5
+    bind_fail_limit_ip: int = 20
+    bind_fail_limit_account: int = 200
+    bind_cooldown: float = 60.0
+    bind_checks_pending: int = 32
+
     # Session timers.
     bind_timeout: float = 30.0
     enquire_link_interval: float = 30.0
@@ -167,6 +188,11 @@ class Settings:
     smtp_port: int = 25
     smtp_from: str = "smppgw@localhost"
     smtp_timeout: float = 10.0
+    # STARTTLS before anything is sent (refusing a server that does not offer it), and a
+    # login when smtp_user is set.
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    smtp_password: str | None = None
 
     # The store writer: at most this many operations in one commit (it commits whatever
     # is waiting as soon as the previous commit ends; there is no delay to tune).
@@ -299,6 +325,15 @@ RULES: dict[str, Rule] = {
     "metrics_port": _int_between(-1, 65535, " (0 picks a free port, -1 disables)"),
     "admin_socket": _optional(_PATH),
     "uniform_bind_failure": _BOOL,
+    "max_connections": _int_between(1, 1_000_000),
+    "max_connections_per_ip": _int_between(1, 1_000_000),
+    "max_unsent_bytes": _int_between(65536, 1 << 30),
+    "bind_fail_window": _positive("seconds"),
+    "bind_fail_limit_pair": _int_between(1, 1_000_000),
+    "bind_fail_limit_ip": _int_between(1, 1_000_000),
+    "bind_fail_limit_account": _int_between(1, 1_000_000),
+    "bind_cooldown": _positive("seconds"),
+    "bind_checks_pending": _int_between(1, 100_000),
     "bind_timeout": _positive("seconds"),
     "enquire_link_interval": _positive("seconds"),
     "session_max_age": _positive("seconds"),
@@ -324,6 +359,9 @@ RULES: dict[str, Rule] = {
         lambda v: isinstance(v, str) and "@" in v and not any(c.isspace() for c in v),
     ),
     "smtp_timeout": _positive("seconds"),
+    "smtp_starttls": _BOOL,
+    "smtp_user": _optional(Rule("a user name", lambda v: isinstance(v, str) and v != "")),
+    "smtp_password": _optional(Rule("a password", lambda v: isinstance(v, str))),
     "batch_max_size": _int_at_least(1),
     "simulator_delay_ms": _non_negative("milliseconds"),
     "upstreams": Rule(

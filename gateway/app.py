@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from auth.throttle import BindLimits
 from config.settings import Settings
 from gateway.accounts import AccountDirectory
 from gateway.admin.context import AdminContext
@@ -107,7 +108,8 @@ class Gateway:
         # Delivery: receipts and MOs to the customers, outcomes, what upstreams send.
         # The registry, the deliveries and outbind name each other through callbacks.
         self.sessions = SessionRegistry(
-            on_receiver_bound=lambda account_id: self.deliveries.receiver_bound(account_id)
+            on_receiver_bound=lambda account_id: self.deliveries.receiver_bound(account_id),
+            max_connections=s.max_connections, max_connections_per_ip=s.max_connections_per_ip,
         )
         self.deliveries = Deliveries(
             self.writer, self.messages, self.alert_store, self.sessions, self.metrics,
@@ -149,14 +151,20 @@ class Gateway:
 
         # Customer sessions.
         self.authenticator = Authenticator(
-            self.accounts, self.metrics, uniform_failure=s.uniform_bind_failure
+            self.accounts, self.metrics, uniform_failure=s.uniform_bind_failure,
+            limits=BindLimits(
+                window=s.bind_fail_window, cooldown=s.bind_cooldown,
+                per_pair=s.bind_fail_limit_pair, per_address=s.bind_fail_limit_ip,
+                per_account=s.bind_fail_limit_account,
+            ),
+            checks_pending=s.bind_checks_pending,
         )
         services = SessionServices(
             link_config=LinkConfig(
                 role=Role.SMSC, max_pdu_size=s.max_pdu_size, window_in=s.default_window,
                 window_out=DELIVER_WINDOW, response_timeout=s.response_timeout,
                 enquire_link_interval=s.enquire_link_interval, bind_timeout=s.bind_timeout,
-                max_age=s.session_max_age,
+                max_age=s.session_max_age, max_unsent_bytes=s.max_unsent_bytes,
             ),
             throughput=s.default_throughput, authenticator=self.authenticator,
             registry=self.sessions, submits=self.submitter, operations=self.operations,
@@ -190,6 +198,8 @@ class Gateway:
         add = self.metrics.gauges.add
         add("smppgw_store_writer_queue", "Hot-path writes waiting for the next commit", [],
             lambda: [(self.writer.pending,)])
+        add("smppgw_connections_open", "Customer SMPP connections open, bound or not", [],
+            lambda: [(len(self.sessions.connections),)])
         add("smppgw_outbox_in_flight",
             "Messages handed to an upstream connector, its answer not yet received", [],
             lambda: [(self.outbox.in_flight,)])

@@ -213,11 +213,26 @@ class GatewayMetrics:
         self.bind_failures = Counter(
             "smppgw_bind_failures_total", "Refused binds by reason", ["reason"], registry=r
         )
+        self.bind_password_checks = Counter(
+            "smppgw_bind_password_checks_total",
+            "Argon2 verifications started for binds (decoy checks included)",
+            registry=r,
+        )
         self.deliveries = FastCounter(
             "smppgw_deliveries_total",
             "deliver_sm to customers (DLR and MO) by kind and outcome",
             ["kind", "outcome"],
         )
+        self.connections_refused = CachedLabels(Counter(
+            "smppgw_connections_refused",
+            "SMPP connections aborted as accepted, by the limit reached (max_connections,"
+            " max_connections_per_ip)", ["reason"], registry=r,
+        ))
+        self.connections_dropped = CachedLabels(Counter(
+            "smppgw_connections_dropped",
+            "SMPP connections aborted by cause: max_unsent_bytes (the peer does not read),"
+            " unread_at_close, bind_timeout, unbound_enquire_link", ["reason"], registry=r,
+        ))
         self.low_balance_alerts = Counter(
             "smppgw_low_balance_alerts_total",
             "Accounts whose balance fell below their low-balance alert threshold",
@@ -258,6 +273,11 @@ class GatewayMetrics:
         # Pre-create the commonest series so a scrape shows them from the start.
         for bind_type in ("transmitter", "receiver", "transceiver"):
             self.sessions_bound.labels(bind_type)
+        for reason in ("max_connections", "max_connections_per_ip"):
+            self.connections_refused.labels(reason)
+        for reason in ("max_unsent_bytes", "unread_at_close", "bind_timeout",
+                       "unbound_enquire_link"):
+            self.connections_dropped.labels(reason)
         self._pdu_children: dict[tuple[str, int, int], _Count] = {}
 
     def committed(self, seconds: float, messages: int) -> None:

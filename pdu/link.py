@@ -14,6 +14,9 @@ What the link answers by itself: enquire_link; unbind (then it closes); a reques
 allowed in the current state (ESME_RINVBNDSTS, or ESME_RALYBND for a second bind); a
 request beyond the window (ESME_RTHROTTLED); a PDU that does not decode (the status
 the codec gives, or generic_nack); a framing error (generic_nack, then close).
+What it drops without a word (a Closed event with an `abort` cause: the adapter
+aborts the connection rather than wait for a peer to read): no bind within the bind
+time-out, and enquire_link before a bind faster than `unbound_enquire_rate`.
 Everything else is an event for the application, which answers requests with
 `respond`, binds with `accept_bind`/`refuse_bind` (SMSC) or `bind` (ESME), and sends
 its own requests with `send` while `window_free()` allows.
@@ -155,10 +158,19 @@ class LinkConfig:
     response_timeout: float = 10.0
     # Idle time before we send enquire_link (None: never).
     enquire_link_interval: float | None = 30.0
-    # SMSC: no bind within this long after the connection opened -> close.
+    # SMSC: no bind within this long after the connection opened -> dropped.
     bind_timeout: float | None = None
     # SMSC: bound for this long -> we unbind (the provider's daily unbind).
     max_age: float | None = None
+    # Before a bind, enquire_link is answered `unbound_enquire_burst` at once and then
+    # `unbound_enquire_rate` per second; one more drops the link (a peer that probes
+    # and never binds is not answered at line speed). None: no limit.
+    unbound_enquire_rate: float | None = 1.0
+    unbound_enquire_burst: int = 5
+    # What the adapter lets a connection leave unread (its transport's buffer and what
+    # the link holds) before it drops it; None: no cap. Not the link's to enforce: it
+    # cannot see the transport.
+    max_unsent_bytes: int | None = 1 << 20
 
 
 @dataclass(slots=True)
@@ -230,9 +242,12 @@ class Unbound:
 
 @dataclass(slots=True)
 class Closed:
-    """Send what `data_to_send` holds, then close the transport."""
+    """Send what `data_to_send` holds, then close the transport; or, when `abort` names
+    a cause (BIND_TIMEOUT, UNBOUND_ENQUIRE_LINK), drop the connection at once and send
+    nothing: a peer that may not read is not waited for."""
 
     reason: str
+    abort: str = ""
 
 
 Event = (
@@ -241,6 +256,11 @@ Event = (
 
 # Keys of our own requests in the awaiting table, apart from the application's.
 _ENQUIRE, _UNBIND, _BIND = "enquire_link", "unbind", "bind"
+# Why the link drops a connection rather than close it (Closed.abort): short names,
+# fit for a metric's label.
+BIND_TIMEOUT = "bind_timeout"
+UNBOUND_ENQUIRE_LINK = "unbound_enquire_link"
+_UNBOUND_STATES = frozenset({State.OPEN, State.BINDING})
 
 
 class LinkError(RuntimeError):
@@ -264,6 +284,7 @@ class Link:
         self._frames: deque[bytes] = deque()
         self._events: deque[Event] = deque()
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._seq = 0
         # seq -> (command_id, deadline, context); insertion order is deadline order,
         # as every request has the same time-out.
@@ -279,6 +300,10 @@ class Link:
             if config.role is Role.SMSC and config.bind_timeout is not None else None
         )
         self._closing = False
+        self._abort = ""
+        # The token bucket of enquire_link before a bind (refilled from last_rx).
+        self._probes = float(config.unbound_enquire_burst)
+        self._probes_at = now
 
     # --- state seen by the application --------------------------------------------
 
@@ -303,6 +328,16 @@ class Link:
     @property
     def closing(self) -> bool:
         return self._closing
+
+    @property
+    def abort_cause(self) -> str:
+        """Why the link asks for its connection to be dropped at once ("": it does not)."""
+        return self._abort
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes queued and not yet taken by `data_to_send`."""
+        return self._out_bytes
 
     @property
     def awaiting(self) -> int:
@@ -352,6 +387,12 @@ class Link:
             self._observe("in", command_id, status)
         if command_id & RESPONSE_BIT:
             return self._response(command_id, status, seq, frame)
+        if command_id == C.ENQUIRE_LINK and self.state in _UNBOUND_STATES and (
+            not self._probe_allowed()
+        ):
+            self._close("enquire_link before a bind, faster than allowed",
+                        UNBOUND_ENQUIRE_LINK)
+            return None
         try:
             pdu = decode(frame)
         except PduError as exc:
@@ -380,6 +421,19 @@ class Link:
                 return None
             self.peer_outstanding += 1
         return Request(pdu)
+
+    def _probe_allowed(self) -> bool:
+        rate = self.config.unbound_enquire_rate
+        if rate is None:
+            return True
+        now = self.last_rx
+        self._probes = min(float(self.config.unbound_enquire_burst),
+                           self._probes + (now - self._probes_at) * rate)
+        self._probes_at = now
+        if self._probes < 1.0:
+            return False
+        self._probes -= 1.0
+        return True
 
     def _answer_bad(self, exc: PduError) -> None:
         cid = exc.command_id
@@ -449,7 +503,9 @@ class Link:
         """send() for a request whose body is already encoded (stored deliver_sm)."""
         self._check_send(command_id)
         seq = self.next_sequence()
-        self._out.append(HEADER.pack(HEADER_SIZE + len(body), command_id, 0, seq) + body)
+        frame = HEADER.pack(HEADER_SIZE + len(body), command_id, 0, seq) + body
+        self._out.append(frame)
+        self._out_bytes += len(frame)
         if self._observe is not None:
             self._observe("out", command_id, 0)
         self._await(seq, command_id, now, context)
@@ -464,6 +520,7 @@ class Link:
         """Queue bytes as they are, outside every rule (a test client sending what a
         broken peer would; its answers come back as StrayResponse)."""
         self._out.append(data)
+        self._out_bytes += len(data)
 
     def _check_send(self, command_id: int) -> None:
         if self.state not in BOUND_STATES:
@@ -561,6 +618,7 @@ class Link:
             return b""
         data = b"".join(self._out)
         self._out.clear()
+        self._out_bytes = 0
         return data
 
     # --- time ------------------------------------------------------------------------
@@ -591,7 +649,7 @@ class Link:
         if self._bind_deadline is not None and now >= self._bind_deadline and (
             self.state in (State.OPEN, State.BINDING)
         ):
-            self._close("no bind within the bind time-out")
+            self._close("no bind within the bind time-out", BIND_TIMEOUT)
             return
         while self._awaiting:
             seq, (command_id, deadline, context) = next(iter(self._awaiting.items()))
@@ -625,15 +683,22 @@ class Link:
     # --- internals ---------------------------------------------------------------------
 
     def _write_pdu(self, pdu: Pdu) -> None:
-        self._out.append(encode(pdu))
+        frame = encode(pdu)
+        self._out.append(frame)
+        self._out_bytes += len(frame)
         if self._observe is not None:
             self._observe("out", pdu.command_id, pdu.command_status)
 
-    def _close(self, reason: str) -> None:
+    def _close(self, reason: str, abort: str = "") -> None:
         if self._closing:
             return
         self._closing = True
         self.state = State.CLOSED
         self._frames.clear()
-        self._events.append(Closed(reason))
+        if abort:
+            # Nothing more is sent to a peer we drop: what is queued is discarded.
+            self._abort = abort
+            self._out.clear()
+            self._out_bytes = 0
+        self._events.append(Closed(reason, abort))
 

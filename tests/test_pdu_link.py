@@ -33,8 +33,10 @@ from pdu.codec import (
 )
 from pdu.framing import Framer
 from pdu.link import (
+    BIND_TIMEOUT,
     FROM_ESME,
     FROM_SMSC,
+    UNBOUND_ENQUIRE_LINK,
     BindRefused,
     Bound,
     Closed,
@@ -344,6 +346,50 @@ def test_no_bind_within_the_bind_timeout_closes():
     (closed,) = events(link)
     assert isinstance(closed, Closed) and "bind" in closed.reason
     assert link.next_deadline() is None
+
+
+def test_no_bind_within_the_bind_timeout_drops_the_link_and_what_it_queued():
+    link = smsc(bind_timeout=30.0)
+    feed(link, SubmitSm(sequence_number=1))  # refused ESME_RINVBNDSTS, never read
+    assert link.unsent_bytes > 0
+    link.handle_timer(T0 + 30)
+    (closed,) = events(link)
+    assert closed.abort == BIND_TIMEOUT and link.abort_cause == BIND_TIMEOUT
+    assert link.unsent_bytes == 0 and written(link) == []
+
+
+def test_enquire_link_before_a_bind_is_answered_up_to_its_rate_then_drops_the_link():
+    link = smsc(unbound_enquire_rate=1.0, unbound_enquire_burst=3)
+    for seq in (1, 2, 3):
+        assert feed(link, EnquireLink(sequence_number=seq)) == []
+    assert len(written(link)) == 3
+    # One second later one more is allowed; a fifth at once is not.
+    assert feed(link, EnquireLink(sequence_number=4), now=T0 + 1) == []
+    (closed,) = feed(link, EnquireLink(sequence_number=5), now=T0 + 1)
+    assert isinstance(closed, Closed) and closed.abort == UNBOUND_ENQUIRE_LINK
+    assert [p.sequence_number for p in written(link)] == []
+
+
+def test_enquire_link_of_a_bound_link_is_not_rate_limited():
+    link = bound_smsc()
+    assert feed(link, *(EnquireLink(sequence_number=i) for i in range(1, 101))) == []
+    assert len(written(link)) == 100 and link.state is State.BOUND_TRX
+
+
+def test_a_graceful_close_keeps_what_is_queued_and_asks_no_abort():
+    link = bound_smsc()
+    (_, closed) = feed(link, Unbind(sequence_number=4))
+    assert closed.abort == "" and link.abort_cause == ""
+    assert [p.command_id for p in written(link)] == [CommandId.UNBIND_RESP]
+
+
+def test_unsent_bytes_count_what_is_queued_until_taken():
+    link = bound_smsc()
+    feed(link, EnquireLink(sequence_number=1))
+    link.send_body(CommandId.DELIVER_SM, b"x" * 10, T0)
+    link.write_raw(b"abc")
+    assert link.unsent_bytes == 16 + 26 + 3
+    assert len(link.data_to_send()) == 16 + 26 + 3 and link.unsent_bytes == 0
 
 
 def test_a_bound_link_has_no_bind_deadline():

@@ -1,6 +1,9 @@
 """`smppgw serve`: load the settings, start the gateway, print where it listens (and the
 demo account on a fresh install), and stop cleanly on SIGINT or SIGTERM.
 
+It takes the state directory (0700) for itself first (cli.state_lock): a second `serve`
+on it is refused. Nothing it prints or logs shows the password of a URL.
+
 The only module that imports gateway.app: everything else receives its collaborators.
 """
 
@@ -14,8 +17,12 @@ import sys
 from pathlib import Path
 
 from config.loader import load_settings
+from config.redaction import RedactingFormatter, redact
 from config.settings import ConfigError, Settings
 from gateway.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from gateway.cli.state_lock import StateDirBusy, lock_state_dir
+from store.errors import StoreError
+from store.files import private_dir
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -55,7 +62,7 @@ async def _serve(settings: Settings) -> int:
         host, port = endpoints.metrics
         print(f"smppgw: metrics on http://{host}:{port}/metrics", file=out)
     print(f"smppgw: admin socket {endpoints.admin_socket}", file=out)
-    print(f"smppgw: store {settings.effective_database_url}", file=out)
+    print(f"smppgw: store {redact(settings.effective_database_url)}", file=out)
     if demo is not None:
         print(
             "smppgw: demo account created (the password is shown only this once):\n"
@@ -72,6 +79,39 @@ async def _serve(settings: Settings) -> int:
     return EXIT_OK
 
 
+# Open files the gateway needs besides its SMPP connections (store, listeners, admin,
+# metrics, upstreams, TLS handshakes under way).
+OPEN_FILES_RESERVE = 256
+
+
+def raise_open_file_limit(max_connections: int) -> int:
+    """Raise the soft RLIMIT_NOFILE toward the hard limit so that max_connections
+    connections fit beside OPEN_FILES_RESERVE; log what was got. Returns how many
+    connections fit (a process out of descriptors fails every new connection)."""
+    import resource
+
+    log = logging.getLogger("smppgw.serve")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + OPEN_FILES_RESERVE
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            log.info("open files: soft limit raised from %d to %d", soft, target)
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("open files: could not raise the soft limit from %d: %s", soft, exc)
+    fit = max_connections if soft == resource.RLIM_INFINITY else max(
+        0, min(max_connections, soft - OPEN_FILES_RESERVE))
+    if fit < max_connections:
+        log.warning(
+            "open files limited to %d (hard limit %s): about %d connections fit, "
+            "max_connections is %d; raise the hard limit (ulimit -Hn, LimitNOFILE=) or "
+            "lower max_connections", soft,
+            "unlimited" if hard == resource.RLIM_INFINITY else hard, fit, max_connections)
+    return fit
+
+
 def run(args: argparse.Namespace) -> int:
     """`smppgw serve`: run until SIGINT or SIGTERM; exit 2 on a bad configuration."""
     overrides = {
@@ -85,11 +125,12 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"smppgw: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     # Alembic narrates every plugin at INFO; an operator wants to hear only of upgrades.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    raise_open_file_limit(settings.max_connections)
     try:
         import uvloop
 
@@ -97,7 +138,20 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        return runner(_serve(settings))
-    except OSError as exc:
-        print(f"smppgw: cannot start: {exc}", file=sys.stderr)
+        private_dir(settings.state_dir)
+        state_lock = lock_state_dir(settings.state_dir)
+    except (OSError, StateDirBusy) as exc:
+        print(f"smppgw: cannot start: {redact(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
+    try:
+        return runner(_serve(settings))
+    except (OSError, StoreError) as exc:
+        print(f"smppgw: cannot start: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:
+        # Logged, not left to the interpreter: the traceback goes through the redacting
+        # formatter like every other line.
+        logging.getLogger("smppgw.serve").critical("stopped by an unexpected error", exc_info=True)
+        return EXIT_ERROR
+    finally:
+        state_lock.release()

@@ -5,7 +5,8 @@ here: a bind is checked by the authenticator and the registry's bind limits, a
 submit goes to the submit pipeline, query/cancel/replace to the operations, receipts
 and MOs go out as deliver_sm in the link's window and their answers back to the
 delivery tracker. Nothing awaits on the hot path: a submit hands a future to the
-store and the answer is written from its callback.
+store and the answer is written from its callback. A connection beyond the registry's
+limits (in all, per address) is aborted as it is accepted, before any SMPP.
 """
 
 from __future__ import annotations
@@ -175,12 +176,22 @@ class CustomerSession(LinkProtocol):
 
     # --- the connection ----------------------------------------------------------------
 
-    def on_open(self) -> None:
-        assert self.transport is not None
-        peer = self.transport.get_extra_info("peername") or ("", 0)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername") or ("", 0)
         self.peer_ip = str(peer[0]).split("%")[0]
         self.peer = f"{peer[0]}:{peer[1]}" if len(peer) >= 2 else str(peer)
-        self.services.registry.add(self)
+        registry = self.services.registry
+        if self.outbind_for is not None:
+            registry.add(self, self.peer_ip)  # one we dialled: counted, never refused
+        else:
+            refused = registry.admit(self, self.peer_ip)
+            if refused:
+                self.services.metrics.connections_refused.labels(refused).inc()
+                transport.abort()
+                return
+        super().connection_made(transport)
+
+    def on_open(self) -> None:
         account = self.outbind_for
         if account is not None:
             self.link.outbind(account.outbind_system_id or SMSC_SYSTEM_ID,
@@ -200,6 +211,9 @@ class CustomerSession(LinkProtocol):
             self.outbind_result.set_result(False)
         if not self.closed.done():
             self.closed.set_result(None)
+
+    def on_dropped(self, cause: str) -> None:
+        self.services.metrics.connections_dropped.labels(cause).inc()
 
     def handle_event(self, event: Any) -> None:
         kind = type(event)
