@@ -151,3 +151,27 @@ async def test_password_rotation_through_the_cli(gateway):
     new = await RawClient.connect(*gateway.endpoints.smpp)
     assert (await new.bind(account["system_id"], new_password)).command_status == 0
     await new.close()
+
+
+async def test_credits_past_the_bound_are_refused_and_the_books_stay_readable(gateway):
+    """The attack of issue 12: `credits add SID 5e16` twice used to store a float in the
+    balance, after which balance, account list and ledger check failed for everyone."""
+    sid = (await new_account(gateway, credits="5"))["system_id"]
+    other = (await new_account(gateway, credits="5"))["system_id"]
+    for _ in range(2):
+        code, out, err = await _cli(gateway, "credits", "add", sid, "5e16")
+        assert (code, out) == (1, "") and "exponent" in err, err
+        code, out, err = await _cli(gateway, "credits", "add", sid, "50000000000000000")
+        assert (code, out) == (1, "") and "too large" in err, err
+    # Up to the bound, then not one cent past it.
+    await _ok(gateway, "credits", "add", sid, "9999999999995")
+    code, out, err = await _cli(gateway, "credits", "add", sid, "0.01")
+    assert (code, out) == (1, "") and "limit" in err, err
+    # A transfer into the full account writes nothing, and says so.
+    code, out, err = await _cli(gateway, "credits", "transfer", other, sid, "1")
+    assert (code, out) == (1, "") and "limit" in err, err
+    assert (await _json(gateway, "balance", sid))["balance"] == "10000000000000.00"
+    assert (await _json(gateway, "balance", other))["balance"] == "5.00"
+    assert [e["kind"] for e in await _json(gateway, "ledger", "list", other)] == ["topup"]
+    assert {a["system_id"] for a in await _json(gateway, "account", "list")} >= {sid, other}
+    assert (await _json(gateway, "ledger", "check"))["ok"] is True
