@@ -249,7 +249,7 @@ def scrape(url: str | None) -> dict[str, float]:
 
 _SCRAPED = frozenset({
     "smppgw_store_commit_seconds_sum", "smppgw_store_commit_seconds_count",
-    "smppgw_store_commit_messages_sum",
+    "smppgw_store_commit_messages_sum", "smppgw_bind_password_checks_total",
 })
 
 
