@@ -184,3 +184,29 @@ def test_addresses_of_one_ipv6_64_share_one_count(clock):
         fail(g, f"name{n}", f"2001:db8::{n + 1:x}", listed=False)
     assert g.admit("fresh", "2001:db8::ffff", listed=False) is None
     assert g.admit("fresh", "2001:db8:0:1::1", listed=False) is not None
+
+
+async def test_a_stream_of_proven_checks_does_not_starve_a_new_pair():
+    """Proven pairs go first, but not always: a client reconnecting hundreds of sessions
+    must not hold a new pair's first bind past its bind time-out (scenario 4 did)."""
+    import asyncio
+
+    from auth.passwords import hash_password
+    from gateway.sessions.auth import PROVEN_TURNS, PasswordChecks
+
+    hashed = hash_password("right-pw")
+    checks = PasswordChecks(workers=1, pending=100, on_check=lambda: None)
+    order: list[str] = []
+    try:
+        jobs = []
+        for n in range(12):
+            jobs.append(("proven", checks.submit(hashed, "right-pw", proven=True)))
+            if n == 0:
+                jobs.append(("new", checks.submit(hashed, "right-pw", proven=False)))
+        for name, future in jobs:
+            future.add_done_callback(lambda _f, name=name: order.append(name))
+        assert all(await asyncio.gather(*(f for _, f in jobs)))
+    finally:
+        checks.close()
+    # The first proven check started at once; then the new pair waits PROVEN_TURNS.
+    assert order.index("new") == 1 + PROVEN_TURNS, order

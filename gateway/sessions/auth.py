@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # Argon2 threads. Each check holds ~19 MiB and one core; the event loop keeps the rest.
 CHECK_WORKERS = 2
 
+# Proven-pair checks started in a row before one waiting check of another bind is.
+PROVEN_TURNS = 3
+
 # How long a bind may wait for room on throttle keys that are full only of binds in flight.
 BUSY_WAIT = 10.0
 
@@ -43,7 +46,7 @@ class PasswordChecks:
     The executor is only ever given as many jobs as it has threads, so what waits,
     waits here, where it can be counted and refused: at most ``pending`` jobs wait in
     each queue. The queue of proven pairs (binds of a system_id from an address that
-    bound it before) is served first.
+    bound it before) is served first, three turns in four while both wait.
     """
 
     def __init__(self, workers: int, pending: int, on_check) -> None:
@@ -53,6 +56,7 @@ class PasswordChecks:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
         self._running = 0
         self._proven: deque[_Job] = deque()
+        self._proven_streak = 0  # proven jobs started in a row while others waited
         self._others: deque[_Job] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -100,9 +104,19 @@ class PasswordChecks:
             else:
                 result.set_result(done.result())
         while self._running < self._workers and (self._proven or self._others):
-            job = (self._proven or self._others).popleft()
+            job = self._next()
             if not job[0].cancelled():
                 self._start(job)
+
+    def _next(self) -> _Job:
+        """The proven queue first, but one job in PROVEN_TURNS + 1 from the other one
+        when both wait: a steady stream of proven binds (a client reconnecting its
+        sessions) must not starve the first bind of a new pair past its bind time-out."""
+        if self._proven and (not self._others or self._proven_streak < PROVEN_TURNS):
+            self._proven_streak += 1
+            return self._proven.popleft()
+        self._proven_streak = 0
+        return self._others.popleft()
 
 
 class Authenticator:
