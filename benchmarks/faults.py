@@ -23,12 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.context import BENCH_DIR, DEFAULT_OUTPUT, REPO, Outcome, RunContext
+from benchmarks.context import BENCH_DIR, DEFAULT_OUTPUT, Outcome, RunContext
 from benchmarks.faults_processes import KEEP
 from benchmarks.faults_scenarios import ORDER, SCENARIOS, TARGETS
 from benchmarks.loadgen import raise_nofile_limit
-from benchmarks.processes import export_head
-from benchmarks.recording import git_commit, machine
+from benchmarks.recording import gateway_settings, machine, resolve_source
 
 DEFAULT_FAULTS_TABLE = BENCH_DIR / "FAULTS.md"
 FAULT_SIZES = ("small", "full")
@@ -101,17 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
     names = [n for n in ORDER if n in args.scenario] if args.scenario else list(ORDER)
-    extra = {}
-    for item in args.gateway_env:
-        key, _, value = item.partition("=")
-        extra[key.lower().removeprefix("smppgw_")] = value
-    if args.source == "head":
-        source, commit = export_head()
-    elif args.source == "worktree":
-        source, commit = REPO, git_commit()
-    else:
-        source = Path(args.source).resolve()
-        commit = f"dir:{source.name}"
+    extra = gateway_settings(args.gateway_env)
+    source, commit = resolve_source(args.source)
     KEEP["state"] = args.keep
     # Children inherit it: the idle and storm scenarios open thousands of sockets.
     raise_nofile_limit(20_000)

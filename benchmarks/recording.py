@@ -17,7 +17,29 @@ from typing import Any
 
 from benchmarks.context import REPO, Outcome, RunContext
 from benchmarks.loadgen import has_uvloop
+from benchmarks.processes import export_head
 from benchmarks.scenarios import NUMBERS, TARGETS
+
+
+def resolve_source(arg: str) -> tuple[Path, str]:
+    """Where the gateway runs from, and the commit its rows name: HEAD exported to /tmp
+    ("head"), the working tree ("worktree", the commit marked dirty if it is), or any
+    other directory."""
+    if arg == "head":
+        return export_head()
+    if arg == "worktree":
+        return REPO, git_commit()
+    source = Path(arg).resolve()
+    return source, f"dir:{source.name}"
+
+
+def gateway_settings(items: list[str]) -> dict[str, str]:
+    """--gateway-env NAME=VALUE items as settings (SMPPGW_ prefix and case dropped)."""
+    settings = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        settings[name.lower().removeprefix("smppgw_")] = value
+    return settings
 
 
 def git_commit() -> str:

@@ -23,9 +23,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.context import DEFAULT_OUTPUT, DEFAULT_TABLE, REPO, SIZES, Outcome, RunContext
-from benchmarks.processes import export_head
-from benchmarks.recording import git_commit, record
+from benchmarks.context import DEFAULT_OUTPUT, DEFAULT_TABLE, SIZES, Outcome, RunContext
+from benchmarks.recording import gateway_settings, record, resolve_source
 from benchmarks.scenarios import ALIASES, ALL_ORDER, NUMBERS, SCENARIOS, TARGETS
 
 
@@ -85,17 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         # s1 is reported as a fraction of the floor measured just before it.
         names.remove("floor")
         names.insert(names.index("throughput"), "floor")
-    extra = {}
-    for item in args.gateway_env:
-        name, _, value = item.partition("=")
-        extra[name.lower().removeprefix("smppgw_")] = value
-    if args.source == "head":
-        source, commit = export_head()
-    elif args.source == "worktree":
-        source, commit = REPO, git_commit()
-    else:
-        source = Path(args.source).resolve()
-        commit = f"dir:{source.name}"
+    extra = gateway_settings(args.gateway_env)
+    source, commit = resolve_source(args.source)
     ctx = RunContext(
         size=args.size, output_dir=args.output_dir,
         table=None if args.no_record else args.results_md, gateway_env=extra,
