@@ -154,6 +154,11 @@ class Settings:
     bind_cooldown: float = 60.0
     bind_checks_pending: int = 32
 
+    # Several nodes on one PostgreSQL: changes made on one node reach the others at once
+    # (LISTEN/NOTIFY); every directory_reload_interval seconds each node also re-reads
+    # the whole directory, in case a notice was lost.
+    directory_reload_interval: float = 60.0
+
     # Session timers.
     bind_timeout: float = 30.0
     enquire_link_interval: float = 30.0
@@ -334,6 +339,7 @@ RULES: dict[str, Rule] = {
     "bind_fail_limit_account": _int_between(1, 1_000_000),
     "bind_cooldown": _positive("seconds"),
     "bind_checks_pending": _int_between(1, 100_000),
+    "directory_reload_interval": _positive("seconds"),
     "bind_timeout": _positive("seconds"),
     "enquire_link_interval": _positive("seconds"),
     "session_max_age": _positive("seconds"),

@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from auth.ipacl import IpAllowList
+from store.changes import RATES_CHANGED, RELOAD_ALL, account_notice
 from store.money import format_credits, parse_credits
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from gateway.metrics import GatewayMetrics
     from store.accounts import AccountStore
     from store.audit import AuditStore
+    from store.changes import ChangeFeed
     from store.ledger import LedgerStore
     from store.rates import RateStore
     from store.stop_list import StopListStore
@@ -133,6 +135,7 @@ class AccountDirectory:
         audit: AuditStore,
         metrics: GatewayMetrics | None = None,
         mailer: Mailer | None = None,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._accounts = accounts
         self._rates = rates
@@ -155,6 +158,10 @@ class AccountDirectory:
         self._tasks: set[asyncio.Task[None]] = set()
         # Counts alerts raised, whatever the delivery; tests and the admin read it.
         self.low_balance_alerts = 0
+        # Other nodes on the same PostgreSQL (store.changes); None or unshared: alone.
+        self._changes = changes
+        self._heard: asyncio.Queue[str] | None = None
+        self._following: list[asyncio.Task[None]] = []
 
     # --- what the delivery of receipts and MOs asks of an account -----------------------
 
@@ -205,6 +212,83 @@ class AccountDirectory:
     async def refresh_rates(self) -> None:
         """Re-read the whole rate table (global and per-account) after a change."""
         self._apply_rates(await self._rates.load_all())
+
+    # --- several nodes: changes made here are told, changes made elsewhere are heard ----
+
+    async def account_changed(self, system_id: str) -> None:
+        """An account was changed through this node: re-read it, and tell the others."""
+        await self.refresh(system_id)
+        if self._changes is not None:
+            await self._changes.publish(account_notice(system_id))
+
+    async def rates_changed(self) -> None:
+        """The rate table was changed through this node: re-read it, and tell the others."""
+        await self.refresh_rates()
+        if self._changes is not None:
+            await self._changes.publish(RATES_CHANGED)
+
+    async def reload(self) -> None:
+        """Re-read every account and the rates, updating Account objects in place (bound
+        sessions hold them); balances stay as this node tracks them, as in `refresh`."""
+        rows = await self._accounts.load_all()
+        seen = set()
+        for row in rows:
+            seen.add(row["system_id"])
+            old = self._by_system_id.get(row["system_id"])
+            if old is None:
+                self._put(row)
+            else:
+                self._fill(old, row)
+        for system_id in [sid for sid in self._by_system_id if sid not in seen]:
+            gone = self._by_system_id.pop(system_id)
+            self._by_id.pop(gone.id, None)
+        self._apply_rates(await self._rates.load_all())
+
+    def follow(self, reload_interval: float) -> None:
+        """On a shared store: apply the changes other nodes announce as they come, and
+        reload everything every `reload_interval` seconds in case a notice was lost."""
+        if self._changes is None or not self._changes.shared or self._following:
+            return
+        heard: asyncio.Queue[str] = asyncio.Queue()
+        self._heard = heard
+        self._changes.listen(heard.put_nowait)
+        loop = asyncio.get_running_loop()
+        self._following = [
+            loop.create_task(self._apply_heard(heard), name="smppgw-directory-heard"),
+            loop.create_task(self._reload_every(reload_interval),
+                             name="smppgw-directory-reload"),
+        ]
+
+    async def unfollow(self) -> None:
+        tasks, self._following = self._following, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._changes is not None:
+            await self._changes.close()
+
+    async def _apply_heard(self, heard: asyncio.Queue[str]) -> None:
+        """One notice at a time, in order; a notice that cannot be applied is logged
+        and left to the next full reload."""
+        while True:
+            payload = await heard.get()
+            try:
+                if payload.startswith("account:"):
+                    await self.refresh(payload.removeprefix("account:"))
+                elif payload == RATES_CHANGED:
+                    await self.refresh_rates()
+                elif payload == RELOAD_ALL:
+                    await self.reload()
+            except Exception:
+                log.warning("could not apply the directory change %r", payload, exc_info=True)
+
+    async def _reload_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reload()
+            except Exception:
+                log.warning("periodic reload of the account directory failed", exc_info=True)
 
     def _apply_rates(self, rows: list[dict[str, Any]]) -> None:
         global_rates: dict[str, int] = {}
@@ -292,6 +376,8 @@ class AccountDirectory:
                 {"destination": destination, "note": note},
             )
             account.stop_list = account.stop_list | {destination}
+            if self._changes is not None:
+                await self._changes.publish(account_notice(account.system_id))
         return added
 
     # --- credit reservation (the hot path) ---------------------------------------

@@ -44,6 +44,7 @@ from store import tables
 from store.accounts import AccountStore
 from store.alerts import AlertStore
 from store.audit import AuditStore
+from store.changes import ChangeFeed
 from store.engine import make_engine, migrate
 from store.history import HistoryStore
 from store.inbound import InboundNumbers
@@ -100,6 +101,7 @@ class Gateway:
         self.accounts = AccountDirectory(
             s, accounts=self.account_store, rates=rates, ledger=ledger, stop_list=stop_list,
             audit=audit, metrics=self.metrics, mailer=self.mailer,
+            changes=ChangeFeed(engine),
         )
         self.ids = MessageIdGenerator(s.node_id)
         self.handovers = HandOvers()
@@ -239,6 +241,7 @@ class Gateway:
     async def start(self) -> Endpoints:
         await migrate(self.engine)
         await self.accounts.load()
+        self.accounts.follow(self.settings.directory_reload_interval)
         await self._floor_message_ids()
         await self.writer.start()
         self.deliveries.start()
@@ -301,5 +304,6 @@ class Gateway:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.accounts.drain()
+        await self.accounts.unfollow()
         await self.engine.dispose()
         self.authenticator.close()

@@ -90,7 +90,7 @@ class AdminContext:
     ) -> None:
         """Audit a change to an account, then let the next bind or submit see it."""
         await self.audit.record(actor, action, system_id, before, after)
-        await self.directory.refresh(system_id)
+        await self.directory.account_changed(system_id)
 
     def bound_count(self, system_id: str) -> int:
         return len(self.sessions.bound(system_id))

@@ -27,7 +27,7 @@ async def set_rate(ctx: AdminContext, args: dict, actor: str) -> dict:
         None if old is None else {"prefix": prefix, "price": format_credits(old)},
         {"prefix": prefix, "price": format_credits(price)},
     )
-    await ctx.directory.refresh_rates()
+    await ctx.directory.rates_changed()
     return {"scope": scope or "global", "prefix": prefix, "price": format_credits(price),
             "previous": None if old is None else format_credits(old)}
 
@@ -40,7 +40,7 @@ async def remove(ctx: AdminContext, args: dict, actor: str) -> dict:
         actor, "rate.remove", scope or "*",
         {"prefix": prefix, "price": format_credits(old)}, None,
     )
-    await ctx.directory.refresh_rates()
+    await ctx.directory.rates_changed()
     return {"scope": scope or "global", "prefix": prefix, "removed": format_credits(old)}
 
 
