@@ -97,6 +97,8 @@ async def test_an_account_created_on_one_node_binds_on_the_other(nodes):
     sid, password = created["system_id"], created["password"]
     took = await _within(PROPAGATION, lambda: _binds(b, sid, password))
     print(f"\naccount seen on node B after {took * 1000:.0f} ms")
+    assert took < PROPAGATION
+    assert await b.bind(sid, password) == S.ESME_ROK
 
 
 async def test_a_password_rotated_on_one_node_is_refused_on_the_other(nodes):
@@ -125,8 +127,10 @@ async def test_a_change_no_notice_announced_is_seen_by_the_periodic_reload(
     finally:
         await conn.close()
     for node in (a, b):
-        await _within(PROPAGATION + 1.0,
-                      lambda node=node: _refused(node, sid, password, S.ESME_RBINDFAIL))
+        took = await _within(PROPAGATION + 1.0,
+                             lambda node=node: _refused(node, sid, password, S.ESME_RBINDFAIL))
+        assert took < PROPAGATION + 1.0
+        assert await node.bind(sid, password) == S.ESME_RBINDFAIL
 
 
 async def _create(node: Node) -> dict:

@@ -205,7 +205,14 @@ async def test_session_is_unbound_at_its_maximum_age(make_gateway):
     gw = await make_gateway(session_max_age=1.0, enquire_link_interval=60.0)
     account = await new_account(gw)
     client = await _bound(gw, account)
-    await client.wait_received(CommandId.UNBIND, timeout=5)
+    await client.wait_received(CommandId.UNBIND, timeout=5)  # raises if none comes
+    assert client.received.count(CommandId.UNBIND) == 1
+    assert await _closed(client, timeout=5)
+    for _ in range(40):  # the gateway forgets the session once its side has closed too
+        if not gw.sessions.bound(account["system_id"]):
+            break
+        await asyncio.sleep(0.05)
+    assert gw.sessions.bound(account["system_id"]) == []
 
 
 async def test_shutdown_unbinds_sessions(make_gateway):
@@ -214,5 +221,8 @@ async def test_shutdown_unbinds_sessions(make_gateway):
     client = await _bound(gw, account)
     stopping = asyncio.create_task(gw.stop())
     # The client's link answers the unbind; the gateway stops once it is answered.
-    await client.wait_received(CommandId.UNBIND, timeout=5)
+    await client.wait_received(CommandId.UNBIND, timeout=5)  # raises if none comes
+    assert client.received.count(CommandId.UNBIND) == 1
     await asyncio.wait_for(stopping, 15)
+    assert stopping.done() and stopping.exception() is None
+    assert gw.sessions.connections == {}
