@@ -18,6 +18,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from store.engine import asyncpg_dsn
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "smppgw_directory"
@@ -73,8 +75,7 @@ class ChangeFeed:
     async def _listen(self, on_change: Callable[[str], None]) -> None:
         import asyncpg
 
-        url = self._engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
+        dsn = asyncpg_dsn(self._engine.url)
         delay = 0.2
         first = True
         while True:

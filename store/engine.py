@@ -71,6 +71,12 @@ def store_url(url: str) -> sa.URL:
     return parsed
 
 
+def asyncpg_dsn(url: sa.URL) -> str:
+    """A postgresql+asyncpg store URL as asyncpg.connect takes it (password included),
+    for the connections the store opens outside SQLAlchemy."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def sqlite_synchronous_mode(value: str) -> str:
     """The PRAGMA synchronous value, upper-cased; StoreError for an unknown one."""
     mode = value.upper()

@@ -31,7 +31,7 @@ from typing import Any
 
 import asyncpg
 
-from store.engine import sqlite_file, sqlite_synchronous_mode, store_url
+from store.engine import asyncpg_dsn, sqlite_file, sqlite_synchronous_mode, store_url
 from store.errors import AccountNotFound, InsufficientCredit, StoreError
 from store.tables import DELIVERY_KINDS, MESSAGE_STATUSES
 
@@ -206,8 +206,7 @@ class StoreWriter:
                 claim_lease,
             )
         else:
-            dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._driver = _PostgresDriver(dsn, dict(connect_args or {}), node, claim_lease)
+            self._driver = _PostgresDriver(asyncpg_dsn(parsed), dict(connect_args or {}), node, claim_lease)
         self._max_batch = max_batch
         self._on_commit = on_commit
         # Shared with the writer's thread: deque appends and poplefts are atomic.
