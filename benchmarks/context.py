@@ -7,7 +7,10 @@ the benchmarks directory live here too, as every other module needs them.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +51,35 @@ class RunContext:
     floor_cpu_us: float | None = None
     written: list[Path] = field(default_factory=list)
 
+
+
+@dataclass
+class Ran:
+    """One scenario run by `run_one`: its outcome, when it started, how long it took,
+    and whether it crashed (its outcome then says how)."""
+
+    outcome: Outcome
+    started: datetime
+    seconds: float
+    crashed: bool
+
+
+def run_one(scenario: Callable[[RunContext], Outcome], name: str, ctx: RunContext,
+            banner: str) -> Ran:
+    """Run one scenario after printing `banner`; a crash becomes a failed outcome, so
+    one broken scenario does not hide the rest."""
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    print(f"{banner} ...", flush=True)
+    ctx.current = name
+    try:
+        return Ran(scenario(ctx), started, time.monotonic() - t0, False)
+    except Exception as exc:  # noqa: BLE001
+        reason = f"failed: {type(exc).__name__}: {exc}"
+        return Ran(Outcome({"error": reason}, reason, False), started,
+                   time.monotonic() - t0, True)
+
+
+def print_outcome(outcome: Outcome, target: str, path: Path) -> None:
+    met = {True: "met", False: "NOT met", None: "-"}[outcome.met]
+    print(f"  {outcome.key}\n  target {target}: {met}\n  -> {path}", flush=True)

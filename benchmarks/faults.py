@@ -18,12 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.context import BENCH_DIR, DEFAULT_OUTPUT, Outcome, RunContext
+from benchmarks.context import (
+    BENCH_DIR,
+    DEFAULT_OUTPUT,
+    Outcome,
+    RunContext,
+    print_outcome,
+    run_one,
+)
 from benchmarks.faults_processes import KEEP
 from benchmarks.faults_scenarios import ORDER, SCENARIOS, TARGETS
 from benchmarks.loadgen import raise_nofile_limit
@@ -110,19 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     table = None if args.no_record else args.faults_md
     failed = []
     for name in names:
-        started = datetime.now(UTC)
-        t0 = time.monotonic()
-        print(f"faults: {name} ({ctx.size}) ...", flush=True)
-        ctx.current = name
-        try:
-            outcome = SCENARIOS[name](ctx)
-        except Exception as exc:  # noqa: BLE001  (one broken scenario must not hide the rest)
-            reason = f"failed: {type(exc).__name__}: {exc}"
-            outcome = Outcome({"error": reason}, reason, False)
+        ran = run_one(SCENARIOS[name], name, ctx, f"faults: {name} ({ctx.size})")
+        if ran.crashed:
             failed.append(name)
-        path = record(ctx, name, outcome, started, time.monotonic() - t0, table)
-        met = {True: "met", False: "NOT met", None: "-"}[outcome.met]
-        print(f"  {outcome.key}\n  target {TARGETS[name]}: {met}\n  -> {path}", flush=True)
+        path = record(ctx, name, ran.outcome, ran.started, ran.seconds, table)
+        print_outcome(ran.outcome, TARGETS[name], path)
     return 1 if failed else 0
 
 

@@ -19,11 +19,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.context import DEFAULT_OUTPUT, DEFAULT_TABLE, SIZES, Outcome, RunContext
+from benchmarks.context import (
+    DEFAULT_OUTPUT,
+    DEFAULT_TABLE,
+    SIZES,
+    Outcome,
+    RunContext,
+    print_outcome,
+    run_one,
+)
 from benchmarks.recording import gateway_settings, record, resolve_source
 from benchmarks.scenarios import ALIASES, ALL_ORDER, NUMBERS, SCENARIOS, TARGETS
 
@@ -31,19 +37,11 @@ from benchmarks.scenarios import ALIASES, ALL_ORDER, NUMBERS, SCENARIOS, TARGETS
 def run_scenarios(names: list[str], ctx: RunContext) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
     for name in names:
-        started = datetime.now(UTC)
-        t0 = time.monotonic()
-        print(f"benchmarks: {NUMBERS[name]} {name} ({ctx.size}) ...", flush=True)
-        ctx.current = name
-        try:
-            outcome = SCENARIOS[name](ctx)
-        except Exception as exc:  # noqa: BLE001  (one broken scenario must not hide the rest)
-            reason = f"failed: {type(exc).__name__}: {exc}"
-            outcome = Outcome({"error": reason}, reason, False)
-        path = record(ctx, name, outcome, started, time.monotonic() - t0)
-        met = {True: "met", False: "NOT met", None: "-"}[outcome.met]
-        print(f"  {outcome.key}\n  target {TARGETS[name]}: {met}\n  -> {path}", flush=True)
-        outcomes[name] = outcome
+        ran = run_one(SCENARIOS[name], name, ctx,
+                      f"benchmarks: {NUMBERS[name]} {name} ({ctx.size})")
+        path = record(ctx, name, ran.outcome, ran.started, ran.seconds)
+        print_outcome(ran.outcome, TARGETS[name], path)
+        outcomes[name] = ran.outcome
     return outcomes
 
 
