@@ -160,7 +160,6 @@ class AccountDirectory:
         self.low_balance_alerts = 0
         # Other nodes on the same PostgreSQL (store.changes); None or unshared: alone.
         self._changes = changes
-        self._heard: asyncio.Queue[str] | None = None
         self._following: list[asyncio.Task[None]] = []
 
     # --- what the delivery of receipts and MOs asks of an account -----------------------
@@ -250,7 +249,6 @@ class AccountDirectory:
         if self._changes is None or not self._changes.shared or self._following:
             return
         heard: asyncio.Queue[str] = asyncio.Queue()
-        self._heard = heard
         self._changes.listen(heard.put_nowait)
         loop = asyncio.get_running_loop()
         self._following = [
