@@ -5,7 +5,11 @@ Loaded from the store at start and refreshed whenever the admin socket changes a
 account, so a bind or a submit never waits on the database. Balances are tracked as
 the committed balance plus the debits reserved by submits still in the store writer's
 queue; a submit reserves before it is queued, so one node never promises more than it
-has.
+has. The committed balance is the database's as the store writer last read it: every
+commit tells the balances it debited (other nodes' debits and top-ups included), and a
+submit this node's view would refuse first asks the writer for a fresh read (`recheck`),
+so a node never refuses what the database could pay for. The database itself never
+oversells: the writer pays each message from the balance it locked.
 After a debit commits, `after_debit` may start an automatic top-up or a low-balance
 alert in the background; it never blocks the submit that triggered it.
 """
@@ -15,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 from auth.ipacl import IpAllowList
 from store.changes import RATES_CHANGED, RELOAD_ALL, account_notice
+from store.errors import StoreError
 from store.money import format_credits, parse_credits
 
 if TYPE_CHECKING:
@@ -36,6 +42,12 @@ if TYPE_CHECKING:
     from store.stop_list import StopListStore
 
 log = logging.getLogger(__name__)
+
+
+class BalanceSource(Protocol):
+    """Reads balances in the store writer's queue order (store.writer.StoreWriter)."""
+
+    def balances(self, account_ids: Sequence[int], *, then: Any = None) -> Any: ...
 
 # Used when no Settings are given (unit tests of the directory alone).
 DEFAULT_RATE_MINOR = 100
@@ -136,6 +148,7 @@ class AccountDirectory:
         metrics: GatewayMetrics | None = None,
         mailer: Mailer | None = None,
         changes: ChangeFeed | None = None,
+        balance_source: BalanceSource | None = None,
     ) -> None:
         self._accounts = accounts
         self._rates = rates
@@ -161,6 +174,10 @@ class AccountDirectory:
         # Other nodes on the same PostgreSQL (store.changes); None or unshared: alone.
         self._changes = changes
         self._following: list[asyncio.Task[None]] = []
+        # Where committed balances are read from (the store writer); None: as loaded.
+        self._balance_source = balance_source
+        # account id -> what waits for the balance read under way (`recheck`)
+        self._rechecks: dict[int, list[Callable[[], None]]] = {}
 
     # --- what the delivery of receipts and MOs asks of an account -----------------------
 
@@ -214,6 +231,11 @@ class AccountDirectory:
 
     # --- several nodes: changes made here are told, changes made elsewhere are heard ----
 
+    @property
+    def shared(self) -> bool:
+        """Whether other nodes may share the store (PostgreSQL)."""
+        return self._changes is not None and self._changes.shared
+
     async def account_changed(self, system_id: str) -> None:
         """An account was changed through this node: re-read it, and tell the others."""
         await self.refresh(system_id)
@@ -242,6 +264,7 @@ class AccountDirectory:
             gone = self._by_system_id.pop(system_id)
             self._by_id.pop(gone.id, None)
         self._apply_rates(await self._rates.load_all())
+        self._read_balances(list(self._by_id))
 
     def follow(self, reload_interval: float) -> None:
         """On a shared store: apply the changes other nodes announce as they come, and
@@ -272,7 +295,9 @@ class AccountDirectory:
             payload = await heard.get()
             try:
                 if payload.startswith("account:"):
-                    await self.refresh(payload.removeprefix("account:"))
+                    account = await self.refresh(payload.removeprefix("account:"))
+                    if account is not None:
+                        self.resync(account)
                 elif payload == RATES_CHANGED:
                     await self.refresh_rates()
                 elif payload == RELOAD_ALL:
@@ -388,22 +413,88 @@ class AccountDirectory:
         return True
 
     @staticmethod
-    def settle(account: Account, cost: int) -> None:
-        """The debit committed: move it from reserved to the balance."""
+    def release(account: Account, cost: int) -> None:
+        """The reservation ends: the store writer's commit paid it (and told the new
+        balance through `balances_committed`), or the submit failed."""
+        account.reserved -= cost
+
+    def settle(self, account: Account, cost: int) -> None:
+        """A debit committed outside the store writer (a transfer, a replace_sm): move
+        it from reserved to the balance, have the writer read the balance again, and
+        tell the other nodes."""
         account.reserved -= cost
         account.balance -= cost
-
-    @staticmethod
-    def release(account: Account, cost: int) -> None:
-        """The submit failed: give the reservation back."""
-        account.reserved -= cost
+        self.resync(account)
+        self._announce(account)
 
     def credited(self, account: Account, amount: int) -> None:
-        """A credit (top-up, transfer in) committed: add it and re-arm the alert."""
+        """A credit (top-up, transfer in, refund) committed outside the store writer:
+        add it, re-arm the alert, have the writer read the balance again, and tell the
+        other nodes."""
         account.balance += amount
+        self._rearm(account)
+        self.resync(account)
+        self._announce(account)
+
+    def balances_committed(self, balances: dict[int, int]) -> None:
+        """The store writer's commit left these balances (account id -> minor units);
+        called before that commit's submits hear of it."""
+        by_id = self._by_id
+        for account_id, balance in balances.items():
+            account = by_id.get(account_id)
+            if account is not None:
+                account.balance = balance
+                self._rearm(account)
+
+    def recheck(self, account: Account, then: Callable[[], None]) -> None:
+        """This node's view refused a submit: read the balance from the store (queued
+        after everything this node wrote), then call `then()` to try again. Refusals of
+        one account share one read."""
+        waiting = self._rechecks.get(account.id)
+        if waiting is not None:
+            waiting.append(then)
+            return
+        self._rechecks[account.id] = [then]
+        if not self._read_balances([account.id], partial(self._rechecked, account.id)):
+            self._rechecked(account.id, None, None)
+
+    def _rechecked(self, account_id: int, _: object, error: BaseException | None) -> None:
+        if error is not None:
+            log.warning("could not read the balance of account id %s: %r", account_id, error)
+        for then in self._rechecks.pop(account_id, ()):
+            try:
+                then()
+            except Exception:
+                log.exception("a submit waiting for a balance read failed")
+
+    def resync(self, account: Account) -> None:
+        """Have the store writer read the account's balance in its next commit."""
+        self._read_balances([account.id])
+
+    def _read_balances(self, account_ids: list[int],
+                       then: Callable[[object, BaseException | None], None] | None = None
+                       ) -> bool:
+        if self._balance_source is None or not account_ids:
+            return False
+        try:
+            self._balance_source.balances(account_ids, then=then or _ignore_read)
+        except StoreError as exc:  # the writer is stopping: the view stays as it is
+            log.debug("balance read not queued: %s", exc)
+            return False
+        return True
+
+    @staticmethod
+    def _rearm(account: Account) -> None:
         threshold = account.low_balance_threshold
         if threshold is None or account.balance >= threshold:
             account.low_alert_armed = True
+
+    def _announce(self, account: Account) -> None:
+        """Tell the other nodes that the account changed (its balance), in the
+        background."""
+        if self._changes is not None and self._changes.shared:
+            self._spawn(self._changes.publish(account_notice(account.system_id)),
+                        f"announce-{account.system_id}")
 
     # --- after a debit: automatic top-up and low-balance alert -------------------------
 
@@ -499,6 +590,11 @@ class AccountDirectory:
         """Wait for background top-ups and alert mails (tests, and a clean stop)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _ignore_read(_: object, error: BaseException | None) -> None:
+    if error is not None:
+        log.warning("a balance read failed: %r", error)
 
 
 # Account attribute -> store column, for the per-account settings.

@@ -110,6 +110,9 @@ class DeliveryRow:
     created_at: datetime
     next_attempt_at: datetime
     expires_at: datetime
+    # Written held by this node (it has a receiver of the account bound), with
+    # next_attempt_at as the end of the hold's lease; else any node may take it.
+    claimed: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -129,7 +132,8 @@ class AlertRow:
 
 # --- operations as queued: tuples, the cheapest thing to build per message -------------
 
-_ACCEPT, _HANDED, _RETRY, _OUTCOME, _INBOUND, _DELIVERED, _RESCHEDULE, _FLUSH = range(8)
+(_ACCEPT, _HANDED, _RETRY, _OUTCOME, _INBOUND, _DELIVERED, _RESCHEDULE, _FLUSH,
+ _BALANCES) = range(9)
 # (_ACCEPT, msg, replace_present, future)
 # (_HANDED, message_id, upstream, upstream_id, sent_at, parts, forget_body, future)
 # (_RETRY, message_id, next_attempt_at, error, counts, upstream, parts, future)
@@ -138,6 +142,7 @@ _ACCEPT, _HANDED, _RETRY, _OUTCOME, _INBOUND, _DELIVERED, _RESCHEDULE, _FLUSH = 
 # (_DELIVERED, delivery_id, future)
 # (_RESCHEDULE, delivery_id, next_attempt_at, future)
 # (_FLUSH, future): writes nothing; resolves with the commit it rides in
+# (_BALANCES, account_ids, future): writes nothing; the accounts' balances as committed
 _Op = tuple[Any, ...]
 # What a caller may give instead of taking a future: called (result, error) on the loop.
 Then = Callable[[Any, "BaseException | None"], None]
@@ -147,15 +152,15 @@ _STATUSES = frozenset(MESSAGE_STATUSES)
 class _Work:
     """The operations of one commit, by kind (the order they are written in)."""
 
-    __slots__ = ("accepts", "delivered", "flushes", "handed", "inbound", "outcomes",
-                 "reschedules", "retries")
+    __slots__ = ("accepts", "balances", "delivered", "flushes", "handed", "inbound",
+                 "outcomes", "reschedules", "retries")
 
     def __init__(self, ops: Sequence[_Op]) -> None:
-        kinds: tuple[list[_Op], ...] = ([], [], [], [], [], [], [], [])
+        kinds: tuple[list[_Op], ...] = ([], [], [], [], [], [], [], [], [])
         for op in ops:
             kinds[op[0]].append(op)
         (self.accepts, self.handed, self.retries, self.outcomes, self.inbound,
-         self.delivered, self.reschedules, self.flushes) = kinds
+         self.delivered, self.reschedules, self.flushes, self.balances) = kinds
 
 
 @dataclass(slots=True)
@@ -165,8 +170,10 @@ class _RetryGroup:
     delay: float
 
 
-# Refused accounts, and the messages each replacing accept withdrew (by its index).
-_Settled = tuple[dict[int, Exception], dict[int, list[NewMessage]]]
+# By the index of an accept: why it was refused, and what a replacing accept withdrew;
+# then every balance the commit read, as it stands once committed (account id -> minor
+# units).
+_Settled = tuple[dict[int, Exception], dict[int, list[NewMessage]], dict[int, int]]
 
 
 class StoreWriter:
@@ -176,7 +183,11 @@ class StoreWriter:
     was passed there (asyncpg: e.g. server_settings). Messages the outbox may send at
     once are written claimed by `node` until created_at + `claim_lease`.
     `on_commit(seconds, messages)` is told the duration of every commit and how many
-    message rows (accepted MTs and MOs) it wrote.
+    message rows (accepted MTs and MOs) it wrote. `on_balances(balances)` is told, on
+    the event loop, the committed balance of every account a commit debited or read,
+    before any caller of that commit hears of it; commits are told in the order they
+    ran, so the last value told is the database's as of the last commit (other nodes'
+    debits and top-ups included).
 
     Commits run on a thread of the writer's own, which takes the next batch the moment
     the previous commit ends: the commit rate never waits for a turn of the event loop
@@ -194,6 +205,7 @@ class StoreWriter:
         sqlite_synchronous: str = "FULL",
         max_batch: int = 5000,
         on_commit: Callable[[float, int], None] | None = None,
+        on_balances: Callable[[dict[int, int]], None] | None = None,
         connect_args: Mapping[str, Any] | None = None,
     ) -> None:
         if max_batch < 1:
@@ -209,6 +221,7 @@ class StoreWriter:
             self._driver = _PostgresDriver(asyncpg_dsn(parsed), dict(connect_args or {}), node, claim_lease)
         self._max_batch = max_batch
         self._on_commit = on_commit
+        self.on_balances = on_balances
         # Shared with the writer's thread: deque appends and poplefts are atomic.
         self._queue: deque[_Op] = deque()
         self._wakeup = threading.Event()
@@ -271,9 +284,9 @@ class StoreWriter:
         With `replace_present` (submit_sm's replace_if_present_flag) the account's
         messages still waiting with the same source_addr, dest_addr and service_type are
         withdrawn as DELETED and refunded first, in the same transaction; the future's
-        result lists them. It fails with InsufficientCredit when the account cannot pay
-        for its messages of the commit, AccountNotFound, or the database error that
-        rolled the whole commit back.
+        result lists them. It fails with InsufficientCredit when the account's balance in
+        the commit cannot pay for it after the account's messages queued before it,
+        AccountNotFound, or the database error that rolled the whole commit back.
 
         Every method here returns such a future, or, given `then`, returns None and
         calls `then(result, error)` on the event loop instead (error None on success):
@@ -358,6 +371,17 @@ class StoreWriter:
         _check_aware(next_attempt_at)
         target = self._target(then)
         self._put((_RESCHEDULE, delivery_id, next_attempt_at, target))
+        return None if then else target
+
+    def balances(
+        self, account_ids: Sequence[int], *, then: Then | None = None
+    ) -> asyncio.Future[dict[int, int]] | None:
+        """Read the accounts' balances in the next commit, after every operation queued
+        before: the result (account id -> minor units; an unknown account is left out)
+        is what `on_balances` is told too. A node uses it to see what other nodes and
+        the admin changed."""
+        target = self._target(then)
+        self._put((_BALANCES, tuple(account_ids), target))
         return None if then else target
 
     async def flush(self) -> None:
@@ -454,20 +478,18 @@ class StoreWriter:
         work = _Work(ops)
         started = time.perf_counter()
         try:
-            refused, replaced = self._driver.commit(work)
+            refused, replaced, balances = self._driver.commit(work)
         except Exception as exc:  # noqa: BLE001 - the error goes to the accepts
             log.warning("store writer: commit of %d operations failed: %r", len(ops), exc)
-            self._to_loop(_fail, work.accepts, exc)
+            self._to_loop(_fail, work.accepts + work.balances, exc)
             # Bookkeeping is idempotent: it is tried again, alone, a little later.
-            kept = [op for op in ops if op[0] != _ACCEPT]
+            kept = [op for op in ops if op[0] not in (_ACCEPT, _BALANCES)]
             if kept:
                 self._retries.append(
                     _RetryGroup(time.monotonic() + RETRY_DELAY, kept, RETRY_DELAY))
             return
-        written = len(work.accepts) + len(work.inbound)
-        if refused:
-            written -= sum(1 for op in work.accepts if op[1].account_id in refused)
-        self._to_loop(self._committed, work, refused, replaced,
+        written = len(work.accepts) + len(work.inbound) - len(refused)
+        self._to_loop(self._committed, work, refused, replaced, balances,
                       time.perf_counter() - started, written)
 
     def _commit_retry(self, group: _RetryGroup) -> None:
@@ -486,7 +508,7 @@ class StoreWriter:
                     self._retries.append(_RetryGroup(time.monotonic() + delay, ops, delay))
             return
         work = _Work(group.ops)
-        self._to_loop(self._committed, work, {}, {}, time.perf_counter() - started,
+        self._to_loop(self._committed, work, {}, {}, {}, time.perf_counter() - started,
                       len(work.inbound))
 
     def _last_retries(self) -> None:
@@ -512,14 +534,21 @@ class StoreWriter:
 
     def _committed(
         self, work: _Work, refused: dict[int, Exception], replaced: dict[int, list[NewMessage]],
-        seconds: float, written: int,
+        balances: dict[int, int], seconds: float, written: int,
     ) -> None:
+        if balances and self.on_balances is not None:
+            try:
+                self.on_balances(balances)
+            except Exception:  # the callers below must hear of their commit regardless
+                log.exception("store writer: on_balances failed")
         for i, op in enumerate(work.accepts):
-            error = refused.get(op[1].account_id)
+            error = refused.get(i)
             if error is None:
                 _settle(op[3], replaced.get(i, []), None)
             else:
                 _settle(op[3], None, error)
+        for op in work.balances:
+            _settle(op[2], {a: balances[a] for a in op[1] if a in balances}, None)
         for ops in (work.handed, work.retries, work.outcomes, work.inbound, work.delivered,
                     work.reschedules, work.flushes):
             _resolve(ops)
@@ -560,9 +589,9 @@ def _settle(target: asyncio.Future[Any] | Then, result: Any, error: BaseExceptio
 
 
 def _resolve(ops: Sequence[_Op]) -> None:
-    """Committed: bookkeeping operations (not accepts) are told so."""
+    """Committed: bookkeeping operations (not accepts or reads) are told so."""
     for op in ops:
-        if op[0] != _ACCEPT:
+        if op[0] != _ACCEPT and op[0] != _BALANCES:
             _settle(op[-1], None, None)
 
 
@@ -588,77 +617,67 @@ _Request = tuple[Any, ...]
 
 
 def _plan(work: _Work, now: datetime) -> Generator[_Request, Any, _Settled]:
-    """Accepts (withdrawals, debits, message rows), then the bookkeeping."""
+    """Accepts (withdrawals, debits, message rows), then the bookkeeping.
+
+    Each accept is paid for in queue order from its account's balance as read (and
+    locked) in this commit: the first messages that fit are written, the rest are
+    refused one by one, so a node never refuses what the database could pay for.
+    """
     refused: dict[int, Exception] = {}
     replaced: dict[int, list[NewMessage]] = {}
     accepts = work.accepts
-    if accepts:
-        # account -> [total cost, messages that cost something]
-        totals: dict[int, list[int]] = {}
-        for op in accepts:
-            msg = op[1]
-            entry = totals.get(msg.account_id)
-            if entry is None:
-                entry = totals[msg.account_id] = [0, 0]
-            if msg.cost:
-                entry[0] += msg.cost
-                entry[1] += 1
-        # Every account in the commit, in id order (PostgreSQL locks them so).
-        balances: dict[int, int] = yield ("balances", sorted(totals))
-        for account_id in totals:
-            if account_id not in balances:
-                refused[account_id] = AccountNotFound(f"id={account_id}")
-        if any(op[2] for op in accepts):
-            yield from _withdraw(accepts, totals, balances, refused, replaced)
-        payers = []
-        for account_id, (total, count) in totals.items():
-            if account_id in refused:
-                continue
-            if balances[account_id] < total:
-                refused[account_id] = InsufficientCredit(account_id, total)
-            elif total:
-                payers.append((account_id, total, count))
-        ledger_ids: dict[int, int] = (yield ("debit", payers, now)) if payers else {}
-        written = [op[1] for op in accepts if op[1].account_id not in refused]
-        if written:
-            yield ("insert_messages", written, ledger_ids)
-    yield ("bookkeeping", work)
-    return refused, replaced
-
-
-def _withdraw(
-    accepts: list[_Op], totals: dict[int, list[int]], balances: dict[int, int],
-    refused: dict[int, Exception], replaced: dict[int, list[NewMessage]],
-) -> Generator[_Request, Any, None]:
-    """replace_if_present_flag: before the debit, since the refund may pay for it."""
-    found: dict[int, list[NewMessage]] = {}
-    refunds: dict[int, int] = {}
-    seen: set[int] = set()
-    for i, op in enumerate(accepts):
-        msg = op[1]
-        if not op[2] or msg.account_id in refused:
-            continue
-        rows: list[NewMessage] = yield ("candidates", msg)
-        # Two replacing messages of one commit: the first takes what both match.
-        found[i] = [r for r in rows if r.id not in seen]
-        seen.update(r.id for r in found[i])
-        refunds[msg.account_id] = refunds.get(msg.account_id, 0) + sum(r.cost for r in found[i])
+    wanted = {op[1].account_id for op in accepts}
+    for op in work.balances:
+        wanted.update(op[1])
+    if not wanted:
+        yield ("bookkeeping", work)
+        return refused, replaced, {}
+    # Every account in the commit, in id order (PostgreSQL locks them so).
+    balances: dict[int, int] = yield ("balances", sorted(wanted))
+    # account -> [total debited, messages that cost something]
+    totals: dict[int, list[int]] = {}
     withdrawn: list[tuple[NewMessage, datetime]] = []
     credits: dict[int, int] = {}
-    for i, rows in found.items():
-        msg = accepts[i][1]
-        account_id, total = msg.account_id, totals[msg.account_id][0]
-        if account_id in refused or balances[account_id] + refunds[account_id] < total:
-            # Not paid for even with the refund: nothing of it is withdrawn either.
-            refused[account_id] = InsufficientCredit(account_id, total)
+    taken: set[int] = set()
+    for i, op in enumerate(accepts):
+        msg = op[1]
+        account_id = msg.account_id
+        balance = balances.get(account_id)
+        if balance is None:
+            refused[i] = AccountNotFound(f"id={account_id}")
             continue
-        replaced[i] = rows
-        withdrawn.extend((r, msg.created_at) for r in rows)
-        credits[account_id] = credits.get(account_id, 0) + sum(r.cost for r in rows)
+        found: list[NewMessage] = []
+        if op[2]:  # replace_if_present_flag: what it withdraws is refunded first
+            rows: list[NewMessage] = yield ("candidates", msg)
+            # Two replacing messages of one commit: the first takes what both match.
+            found = [r for r in rows if r.id not in taken]
+        refund = sum(r.cost for r in found)
+        if balance + refund < msg.cost:
+            # Not paid for even with the refund: nothing of it is withdrawn either.
+            refused[i] = InsufficientCredit(account_id, msg.cost)
+            continue
+        if op[2]:
+            replaced[i] = found
+            taken.update(r.id for r in found)
+            withdrawn.extend((r, msg.created_at) for r in found)
+            if refund:
+                credits[account_id] = credits.get(account_id, 0) + refund
+        balances[account_id] = balance + refund - msg.cost
+        if msg.cost:
+            entry = totals.get(account_id)
+            if entry is None:
+                entry = totals[account_id] = [0, 0]
+            entry[0] += msg.cost
+            entry[1] += 1
     if withdrawn:
         yield ("withdraw", withdrawn, sorted(credits.items()))
-        for account_id, amount in credits.items():
-            balances[account_id] += amount
+    payers = [(account_id, total, count) for account_id, (total, count) in totals.items()]
+    ledger_ids: dict[int, int] = (yield ("debit", payers, now)) if payers else {}
+    written = [op[1] for i, op in enumerate(accepts) if i not in refused]
+    if written:
+        yield ("insert_messages", written, ledger_ids)
+    yield ("bookkeeping", work)
+    return refused, replaced, balances
 
 
 def _debit_note(count: int) -> str:
@@ -695,9 +714,9 @@ def _message_row(
     )
 
 
-def _delivery_row(d: DeliveryRow, ts: _Ts) -> tuple[Any, ...]:
+def _delivery_row(d: DeliveryRow, ts: _Ts, node: str) -> tuple[Any, ...]:
     return (d.id, d.account_id, d.message_id, d.kind, d.body, ts(d.created_at),
-            ts(d.next_attempt_at), ts(d.expires_at))
+            ts(d.next_attempt_at), ts(d.expires_at), node if d.claimed else None)
 
 
 def _bookkeeping(
@@ -729,7 +748,7 @@ def _bookkeeping(
         for _, mid, status, error_code, done_at, delivery, alert, _f in work.outcomes:
             rows.append((status, error_code, ts(done_at), mid))
             if delivery is not None:
-                deliveries.append(_delivery_row(delivery, ts))
+                deliveries.append(_delivery_row(delivery, ts, node))
             if alert is not None:
                 alerts.append((alert.account_id, alert.ms_addr, alert.ms_ton, alert.ms_npi,
                                alert.esme_addr, alert.esme_ton, alert.esme_npi,
@@ -741,7 +760,7 @@ def _bookkeeping(
         rows = []
         for _, msg, delivery, upstream, _f in work.inbound:
             rows.append(_message_row(msg, ts, node, lease, None, upstream, msg.created_at))
-            deliveries.append(_delivery_row(delivery, ts))
+            deliveries.append(_delivery_row(delivery, ts, node))
         steps.append(("inbound", rows))
     if deliveries:
         steps.append(("deliveries", deliveries))
@@ -796,12 +815,12 @@ _STATEMENTS = {
     ),
     "deliveries": (
         "INSERT INTO deliveries (id, account_id, message_id, kind, body, state, attempts,"
-        " created_at, next_attempt_at, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $8) ON CONFLICT (id) DO NOTHING"
+        " created_at, next_attempt_at, expires_at, claimed_by)"
+        " VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING"
     ),
     "reschedule": (
-        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1"
-        " WHERE id = $2 AND state = 'pending'"
+        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1,"
+        " claimed_by = NULL WHERE id = $2 AND state = 'pending'"
     ),
     "delivered": "UPDATE deliveries SET state = 'delivered' WHERE id = $1 AND state = 'pending'",
     "withdraw": (

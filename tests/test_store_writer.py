@@ -141,9 +141,11 @@ async def test_then_is_told_on_the_loop_instead_of_a_future(
     await _books_balance(store_db)
 
 
-async def test_an_account_that_cannot_pay_fails_alone(
+async def test_an_account_pays_for_what_fits_and_is_refused_the_rest(
     store_db: StoreDB, make_writer: MakeWriter
 ) -> None:
+    """In queue order, each message is paid from the balance left by the ones before it:
+    the database pays for all it can, refuses only what it cannot, never oversells."""
     ids = await _accounts(store_db, rich=1000, poor=25)
     writer = await make_writer()
     results = await asyncio.gather(
@@ -153,16 +155,42 @@ async def test_an_account_that_cannot_pay_fails_alone(
         writer.accept(new_message(4, ids["poor"], cost=10)),
         writer.accept(new_message(5, ids["poor"], cost=10)),  # 30 > 25
         writer.accept(new_message(6, 999_999, cost=10)),
+        writer.accept(new_message(7, ids["poor"], cost=5)),  # fits in what is left
         return_exceptions=True,
     )
-    assert results[0] == [] and results[2] == []
-    assert all(isinstance(results[i], InsufficientCredit) for i in (1, 3, 4))
+    assert [results[i] for i in (0, 1, 2, 3, 6)] == [[], [], [], [], []]
+    assert isinstance(results[4], InsufficientCredit)
     assert isinstance(results[5], AccountNotFound)
-    assert await _message_ids(store_db) == [1, 3]
-    assert [(d["account_id"], d["amount"]) for d in await _debits(store_db)] == [
-        (ids["rich"], -20)]
+    assert await _message_ids(store_db) == [1, 2, 3, 4, 7]
+    assert sorted((d["account_id"], d["amount"]) for d in await _debits(store_db)) == sorted([
+        (ids["rich"], -20), (ids["poor"], -25)])
     ledger_store = LedgerStore(store_db.engine)
-    assert (await ledger_store.balance("rich"), await ledger_store.balance("poor")) == (980, 25)
+    assert (await ledger_store.balance("rich"), await ledger_store.balance("poor")) == (980, 0)
+    await _books_balance(store_db)
+
+
+async def test_every_commit_tells_the_balances_it_left(
+    store_db: StoreDB, make_writer: MakeWriter
+) -> None:
+    """on_balances hears each commit's balances before its callers; `balances` reads
+    them after what was queued before, including what changed behind the writer."""
+    ids = await _accounts(store_db, a=100, b=50)
+    told: list[dict[int, int]] = []
+    order: list[str] = []
+    writer = await make_writer()
+    writer.on_balances = lambda balances: (told.append(dict(balances)), order.append("told"))
+
+    def accepted(_: object, error: BaseException | None) -> None:
+        order.append("accepted" if error is None else type(error).__name__)
+
+    writer.accept(new_message(1, ids["a"], cost=30), then=accepted)
+    await writer.flush()
+    assert told[-1] == {ids["a"]: 70}
+    assert order == ["told", "accepted"]
+    # A top-up made elsewhere (the admin, another node) is seen by the next read.
+    await LedgerStore(store_db.engine).add_credits("b", 25, kind="topup")
+    assert await writer.balances([ids["a"], ids["b"], 999_999]) == {ids["a"]: 70, ids["b"]: 75}
+    assert told[-1] == {ids["a"]: 70, ids["b"]: 75}
     await _books_balance(store_db)
 
 

@@ -226,19 +226,37 @@ class Submitter:
             self._commit(session, pdu, account, msgs, [])
             return
         cost = checked.segments * self._directory.price(account, checked.dest.addr)
-        if not self._directory.reserve(account, cost):
+        if self._directory.reserve(account, cost):
+            self._accept_one(session, pdu, account, submit, checked, cost, replace,
+                             session.received_at)
+            return
+        # This node's view may be behind the store (a top-up, another node): the balance
+        # is read again before the submit is refused.
+        accept = partial(self._accept_one, session, pdu, account, submit, checked, cost,
+                         replace, session.received_at)
+        self._directory.recheck(account, partial(self._rechecked, session, pdu, account,
+                                                 cost, accept))
+
+    def _rechecked(self, session: SmppSession, pdu: Pdu, account: Account, cost: int,
+                   then: Callable[[], None]) -> None:
+        if self._directory.reserve(account, cost):
+            then()
+        else:
             self._metrics.messages.labels("MT", "no_credit").inc()
             session.respond(pdu, NO_CREDIT_STATUS)
-            return
+
+    def _accept_one(self, session, pdu, account, submit, checked, cost, replace,
+                    received_at) -> None:
         msg = self._message(account, submit, checked, cost)
         self._writer.accept(msg, replace_present=replace, then=partial(
-            self._committed, session, pdu, account, msg, session.received_at))
+            self._committed, session, pdu, account, msg, received_at))
 
     def _committed(self, session, pdu, account, msg: NewMessage, received_at: float,
                    replaced: list[NewMessage] | None, exc: BaseException | None) -> None:
+        # Paid or not, the reservation ends; the commit told the directory the balance.
+        self._directory.release(account, msg.cost)
         if exc is None:
-            self._directory.settle(account, msg.cost)
-            self._replaced(account, replaced)
+            self._replaced(replaced)
             self._directory.after_debit(account)
             metrics = self._metrics
             metrics.credits_debited.inc(msg.cost / 100)
@@ -247,7 +265,6 @@ class Submitter:
             metrics.submit_latency.observe(session.loop.time() - received_at)
             self._on_committed(msg)
             return
-        self._directory.release(account, msg.cost)
         if isinstance(exc, InsufficientCredit):
             self._metrics.messages.labels("MT", "no_credit").inc()
             session.respond(pdu, NO_CREDIT_STATUS)
@@ -256,12 +273,12 @@ class Submitter:
             self._metrics.messages.labels("MT", "error").inc()
             session.respond(pdu, CommandStatus.ESME_RSYSERR)
 
-    def _replaced(self, account: Account, replaced: list[NewMessage] | None) -> None:
+    def _replaced(self, replaced: list[NewMessage] | None) -> None:
         """replace_if_present_flag took these waiting messages out: refunded in the same
-        commit; a client that asked for receipts hears of each as DELETED."""
+        commit (whose balance the directory was told); a client that asked for receipts
+        hears of each as DELETED."""
         now = datetime.now(UTC)
         for old in replaced or ():
-            self._directory.credited(account, old.cost)
             self._metrics.messages.labels("MT", "replaced").inc()
             self._outcomes.add(old, MessageState.DELETED, 0, now)
 
@@ -318,10 +335,16 @@ class Submitter:
             session.respond(pdu, CommandStatus.ESME_RINVNUMDESTS, unsuccess_smes=unsuccess)
             return
         total = sum(cost for _, cost in charged)
-        if not self._directory.reserve(account, total):
-            self._metrics.messages.labels("MT", "no_credit").inc()
-            session.respond(pdu, NO_CREDIT_STATUS)
-            return
+        accept = partial(self._accept_multi, session, pdu, account, template, checked,
+                         charged, stopped, unsuccess)
+        if self._directory.reserve(account, total):
+            accept()
+        else:
+            self._directory.recheck(account, partial(self._rechecked, session, pdu, account,
+                                                     total, accept))
+
+    def _accept_multi(self, session, pdu, account, template, checked, charged, stopped,
+                      unsuccess) -> None:
         group_id = self._ids.next_id()
         msgs = [self._message(account, template, checked, cost, address, group_id=group_id)
                 for address, cost in charged]
@@ -343,8 +366,9 @@ class Submitter:
         now = datetime.now(UTC)
         client_id = None
         for msg, result in zip(msgs, gathered.result()):
+            # Paid or not, the reservation ends; the commit told the directory the balance.
+            self._directory.release(account, msg.cost)
             if isinstance(result, BaseException):
-                self._directory.release(account, msg.cost)
                 status = (
                     NO_CREDIT_STATUS if isinstance(result, InsufficientCredit)
                     else CommandStatus.ESME_RSYSERR
@@ -352,7 +376,6 @@ class Submitter:
                 unsuccess.append(UnsuccessSme(msg.dest_ton, msg.dest_npi, msg.dest_addr, status))
                 continue
             client_id = msg.client_id
-            self._directory.settle(account, msg.cost)
             if msg.status == "REJECTED":
                 # STOP-listed: stored already ended, never charged, so the outbox never
                 # sees it; the failed receipt carries the provider's error 53.
