@@ -305,6 +305,9 @@ deliveries = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # The node giving it to a receiver (several nodes); its next_attempt_at is then the
+    # end of that claim's lease.
+    sa.Column("claimed_by", sa.String(32), nullable=True),
     sa.CheckConstraint("kind IN ('dlr', 'mo')", name="kind"),
     sa.CheckConstraint("state IN ('pending', 'delivered', 'expired')", name="state"),
     sa.Index("ix_deliveries_due", "state", "account_id", "next_attempt_at"),
@@ -414,4 +417,36 @@ stop_list = sa.Table(
     # Migration 0007.
     _length("destination", 21, least=1),
     _length("note", 255),
+)
+
+
+# Several nodes on one store (migration 0008): each node's heartbeat, and the sessions
+# bound on each, so that bind limits count every node.
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),  # node-<node_id>
+    sa.Column("node_id", sa.Integer, nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("smpp", sa.String(255), nullable=False, server_default=""),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Column("stopped_at", UTCDateTime, nullable=True),
+)
+
+bound_sessions = sa.Table(
+    "bound_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # <node>/<session number>
+    sa.Column("node", sa.String(32), nullable=False),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("bind_type", sa.String(12), nullable=False),
+    sa.Column("peer", sa.String(64), nullable=False),
+    sa.Column("bound_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("bind_type IN ('transmitter', 'receiver', 'transceiver')",
+                       name="bind_type"),
+    sa.Index("ix_bound_sessions_account", "account_id"),
+    sa.Index("ix_bound_sessions_node", "node"),
 )

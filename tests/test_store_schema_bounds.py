@@ -31,6 +31,8 @@ def _checks(sync_conn: sa.Connection) -> dict[str, dict[str, str]]:
     inspector = sa.inspect(sync_conn)
     found = {}
     for table in sorted(metadata.tables):
+        if not inspector.has_table(table):  # a later migration's, after a downgrade
+            continue
         rules = {}
         for check in inspector.get_check_constraints(table):
             # Migrations 0001/0002 named theirs with the convention applied twice.
@@ -189,7 +191,7 @@ async def test_0007_keeps_every_row_and_foreign_key(blank_db: StoreDB) -> None:
     long_note = "n" * (300 if blank_db.kind == "sqlite" else 255)
     await _populate_0006(blank_db, long_note)
     before = await _counts(blank_db)
-    await migrate(blank_db.engine)
+    await _upgrade(blank_db, "0007")
     assert await _counts(blank_db) == before
     assert await _version(blank_db) == ["0007"]
     assert await ledger_violations(blank_db.engine) == []
@@ -237,7 +239,7 @@ async def test_0007_refuses_money_out_of_bounds_and_changes_nothing(blank_db: St
         await conn.exec_driver_sql("UPDATE accounts SET balance = 0, auto_topup_amount = NULL")
         if blank_db.kind == "sqlite":
             assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-    await migrate(blank_db.engine)
+    await _upgrade(blank_db, "0007")
     assert await _version(blank_db) == ["0007"]
 
 

@@ -2,7 +2,7 @@
 
 The context names every collaborator an operation uses and nothing more (no gateway,
 no engine), so an operation can be read, and tested, knowing only this dataclass. Its
-three methods are the steps most operations share.
+methods are the steps most operations share.
 """
 
 from __future__ import annotations
@@ -27,30 +27,20 @@ if TYPE_CHECKING:
     from store.stop_list import StopListStore
 
 
-class BoundSession(Protocol):
-    """One bound SMPP session, as the operator sees and kicks it."""
-
-    @property
-    def system_id(self) -> str: ...
-
-    @property
-    def peer(self) -> str: ...
-
-    @property
-    def bind_type(self) -> str:
-        """transmitter, receiver or transceiver."""
-        ...
-
-    @property
-    def tls(self) -> bool: ...
-
-    def request_unbind(self) -> None: ...
-
-
 class SessionsView(Protocol):
-    def bound(self, system_id: str | None = None) -> list[BoundSession]:
-        """The bound sessions of one account, or of every account."""
+    """The bound sessions of the whole cluster (gateway.sessions.presence.Presence)."""
+
+    async def sessions(self, system_id: str | None = None) -> list[dict[str, Any]]:
+        """Every bound session (of one account, or of all), with the node it is on."""
         ...
+
+    async def bound_counts(self) -> dict[str, int]: ...
+
+    async def kick(self, system_id: str) -> int:
+        """Unbind the account's sessions on every node; how many there were."""
+        ...
+
+    async def nodes(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,5 +82,5 @@ class AdminContext:
         await self.audit.record(actor, action, system_id, before, after)
         await self.directory.account_changed(system_id)
 
-    def bound_count(self, system_id: str) -> int:
-        return len(self.sessions.bound(system_id))
+    async def bound_count(self, system_id: str) -> int:
+        return len(await self.sessions.sessions(system_id))

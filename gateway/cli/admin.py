@@ -18,8 +18,10 @@ from typing import Any
 from gateway.cli.admin_args import add_admin_parser, admin_request
 from gateway.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_UNREACHABLE
 
-# The columns of `account list` as a table; other lists show every field.
+# The columns of `account list` and `nodes` as a table; other lists show every field.
 ACCOUNT_COLUMNS = ["system_id", "status", "balance", "allowed_ips", "bound_sessions", "can_bind"]
+NODE_COLUMNS = ["name", "state", "heartbeat_age", "sessions", "smpp", "host", "pid",
+                "started_at"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -165,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
             print("(none)")
         elif op == "account.list":
             print(_table(result, ACCOUNT_COLUMNS))
+        elif op == "nodes.list":
+            print(_table(result, NODE_COLUMNS))
         else:
             print(_table(result, list(result[0].keys())))
     elif isinstance(result, dict):

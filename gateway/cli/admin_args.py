@@ -138,6 +138,8 @@ def admin_request(args: argparse.Namespace) -> tuple[str, dict]:
         return f"stop.{action}", body
     if group == "sessions":
         return "sessions.list", {"system_id": args.system_id} if args.system_id else {}
+    if group == "nodes":
+        return "nodes.list", {}
     if group == "audit":
         body = {"limit": args.limit}
         if args.target:
@@ -298,8 +300,12 @@ def add_admin_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     st_remove.add_argument("system_id")
     st_remove.add_argument("destination")
 
-    sessions = groups.add_parser("sessions", parents=[common], help="list bound sessions")
+    sessions = groups.add_parser("sessions", parents=[common],
+                                 help="list bound sessions (of every node)")
     sessions.add_argument("system_id", nargs="?")
+
+    groups.add_parser("nodes", parents=[common],
+                      help="list the nodes sharing the store, their heartbeat and sessions")
 
     audit = groups.add_parser("audit", parents=[common], help="list the audit log")
     audit.add_argument("--limit", type=int, default=50)

@@ -23,6 +23,7 @@ from gateway.sessions.limits import TokenBucket
 from pdu.codec import CommandId, Pdu
 from pdu.link import (
     BIND_STATE,
+    BIND_TYPE,
     RECEIVING_STATES,
     Closed,
     Link,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from gateway.accounts import Account
     from gateway.metrics import GatewayMetrics
     from gateway.sessions.auth import Authenticator
+    from gateway.sessions.presence import Presence
     from gateway.sessions.registry import SessionRegistry
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,8 @@ class SessionServices:
     throughput: float
     authenticator: Authenticator
     registry: SessionRegistry
+    # This node among the others: bind limits counted on every node of the store.
+    presence: Presence
     submits: SubmitHandler
     operations: OperationHandler
     deliveries: DeliveryTracker
@@ -269,6 +273,16 @@ class CustomerSession(LinkProtocol):
         if not status and not services.registry.bind_slot_free(account, state):
             services.metrics.bind_failures.labels("bind_limit").inc()
             status = CommandStatus.ESME_RBINDFAIL
+        if not status:
+            # The same limit on every node of the store (registered if there is room).
+            if not await services.presence.bind(self, account, BIND_TYPE[state]):
+                services.metrics.bind_failures.labels("bind_limit").inc()
+                status = CommandStatus.ESME_RBINDFAIL
+                log.info("%s: bind of %s refused: its bind limit (%d) is reached on the "
+                         "cluster", self.peer, account.system_id, account.bind_limit)
+            elif self.link.state is not State.BINDING:
+                services.presence.unbound(self)  # the connection went away meanwhile
+                return
         tlvs = []
         if pdu.interface_version >= INTERFACE_VERSION_50:
             tlvs.append(int_tlv(Tag.SC_INTERFACE_VERSION, INTERFACE_VERSION_50))
@@ -299,6 +313,7 @@ class CustomerSession(LinkProtocol):
         self.services.metrics.sessions_bound.labels(self._bound_as).dec()
         self._bound_as = None
         self.services.registry.remove_bound(self)
+        self.services.presence.unbound(self)
 
     # --- deliveries to the ESME (DLR and MO) -----------------------------------------
 

@@ -58,6 +58,7 @@ OPS: dict[str, Op] = {
     "stop.list": stop_list.list_all,
     "stop.remove": stop_list.remove,
     "sessions.list": sessions.list_bound,
+    "nodes.list": sessions.list_nodes,
     "audit.list": audit.list_entries,
 }
 

@@ -73,12 +73,13 @@ async def create(ctx: AdminContext, args: dict, actor: str) -> dict:
 
 async def show(ctx: AdminContext, args: dict, actor: str) -> dict:
     row = await ctx.account(args)
-    return account_view(row, bound=ctx.bound_count(row["system_id"]))
+    return account_view(row, bound=await ctx.bound_count(row["system_id"]))
 
 
 async def list_all(ctx: AdminContext, args: dict, actor: str) -> list[dict]:
     rows = await ctx.accounts.load_all()
-    return [account_view(r, bound=ctx.bound_count(r["system_id"])) for r in rows]
+    counts = await ctx.sessions.bound_counts()
+    return [account_view(r, bound=counts.get(r["system_id"], 0)) for r in rows]
 
 
 async def set_settings(ctx: AdminContext, args: dict, actor: str) -> dict:
@@ -103,7 +104,7 @@ async def apply_settings(
         actor, action, system_id,
         {k: before_view.get(k) for k in changed}, {k: after_view.get(k) for k in changed},
     )
-    return account_view(after, bound=ctx.bound_count(system_id))
+    return account_view(after, bound=await ctx.bound_count(system_id))
 
 
 async def suspend(ctx: AdminContext, args: dict, actor: str) -> dict:
@@ -124,11 +125,9 @@ async def _set_status(ctx: AdminContext, args: dict, actor: str, status: str) ->
     )
     unbound = 0
     if status == "suspended" and as_flag(args.get("unbind", False)):
-        for session in ctx.sessions.bound(system_id):
-            session.request_unbind()
-            unbound += 1
+        unbound = await ctx.sessions.kick(system_id)
     after = await ctx.accounts.get(system_id)
     assert after is not None
-    result = account_view(after, bound=ctx.bound_count(system_id))
+    result = account_view(after, bound=await ctx.bound_count(system_id))
     result["sessions_unbound"] = unbound
     return result

@@ -33,7 +33,7 @@ async def _changed(ctx: AdminContext, row: dict, actor: str, action: str) -> dic
         actor, action, row["system_id"],
         {"allowed_ips": row["allowed_ips"]}, {"allowed_ips": after["allowed_ips"]},
     )
-    return account_view(after, bound=ctx.bound_count(row["system_id"]))
+    return account_view(after, bound=await ctx.bound_count(row["system_id"]))
 
 
 async def list_all(ctx: AdminContext, args: dict, actor: str) -> dict:

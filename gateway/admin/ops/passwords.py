@@ -24,9 +24,7 @@ async def rotate(ctx: AdminContext, args: dict, actor: str) -> dict:
     )
     unbound = 0
     if as_flag(args.get("unbind", False)):
-        for session in ctx.sessions.bound(system_id):
-            session.request_unbind()
-            unbound += 1
+        unbound = await ctx.sessions.kick(system_id)
     result = {"system_id": system_id, "password": password, "sessions_unbound": unbound}
     result["emailed_to"] = await _mail_password(ctx, row, password)
     return result

@@ -4,7 +4,7 @@ account's overrides), and quote what one segment costs an account."""
 from __future__ import annotations
 
 from gateway.admin.context import AdminContext
-from gateway.admin.parsing import required
+from gateway.admin.parsing import AdminError, required
 from gateway.admin.views import iso
 from store.money import format_credits, parse_credits
 from store.rates import validate_prefix
@@ -57,8 +57,11 @@ async def list_all(ctx: AdminContext, args: dict, actor: str) -> list[dict]:
 async def quote(ctx: AdminContext, args: dict, actor: str) -> dict:
     """What one segment to `destination` costs this account, as the submit path sees it."""
     row = await ctx.account(args)
-    account = ctx.directory.get(row["system_id"])
-    assert account is not None
+    # Created through another node a moment ago, its notice still on the way: read now.
+    account = ctx.directory.get(row["system_id"]) or await ctx.directory.refresh(
+        row["system_id"])
+    if account is None:
+        raise AdminError(f"unknown account {row['system_id']!r}")
     destination = required(args, "destination")
     price = ctx.directory.price(account, destination)
     return {"system_id": row["system_id"], "destination": destination,

@@ -1,5 +1,7 @@
-"""Bound sessions, as the operator lists them (all, or one account's): who, from where,
-as what, and whether over TLS. Kicking is done by the account and password operations."""
+"""Bound sessions and nodes, as the operator lists them: every session of the cluster
+(all, or one account's), with its node, from where, as what, and whether over TLS
+(known for this node's); every node with its state, heartbeat and sessions. Kicking is
+done by the account and password operations (--unbind)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from gateway.admin.context import AdminContext
 
 
 async def list_bound(ctx: AdminContext, args: dict, actor: str) -> list[dict]:
-    return [
-        {"system_id": s.system_id, "peer": s.peer, "bind_type": s.bind_type, "tls": s.tls}
-        for s in ctx.sessions.bound(args.get("system_id"))
-    ]
+    return await ctx.sessions.sessions(args.get("system_id"))
+
+
+async def list_nodes(ctx: AdminContext, args: dict, actor: str) -> list[dict]:
+    return await ctx.sessions.nodes()
