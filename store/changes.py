@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +23,8 @@ from store.engine import asyncpg_dsn
 log = logging.getLogger(__name__)
 
 CHANNEL = "smppgw_directory"
-# Payloads: "account:<system_id>", "rates", and, from a listener to itself, RELOAD_ALL.
+# Payloads: "account:<system_id>", "rates", "deliver:<account id>,...",
+# "unbind:<system_id>", "bindfail:<JSON>", and, from a listener to itself, RELOAD_ALL.
 RELOAD_ALL = "*"
 _MAX_PAYLOAD = 7999  # PostgreSQL refuses longer NOTIFY payloads
 
@@ -33,6 +34,30 @@ def account_notice(system_id: str) -> str:
 
 
 RATES_CHANGED = "rates"
+DELIVER_PREFIX = "deliver:"
+
+
+def deliver_notice(account_ids: Iterable[int]) -> str:
+    """Receipts or MOs wait in the store for these accounts: the node holding one of
+    their receivers takes them."""
+    return DELIVER_PREFIX + ",".join(str(a) for a in sorted(account_ids))
+
+
+UNBIND_PREFIX = "unbind:"
+# "bindfail:" + JSON {"node": name, "failed": [[system_id, address, listed], ...]}
+BIND_FAILURES_PREFIX = "bindfail:"
+
+
+def unbind_notice(system_id: str) -> str:
+    """Every node unbinds the account's sessions (suspended, or its password rotated)."""
+    return UNBIND_PREFIX + system_id
+
+
+def deliver_accounts(payload: str) -> list[int]:
+    """The account ids of a deliver_notice (none if it is some other notice)."""
+    if not payload.startswith(DELIVER_PREFIX):
+        return []
+    return [int(a) for a in payload[len(DELIVER_PREFIX):].split(",") if a.isdigit()]
 
 
 class ChangeFeed:
@@ -43,6 +68,7 @@ class ChangeFeed:
         self.shared = engine.dialect.name == "postgresql"
         self._retry_max = retry_max
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[str], None]] = []
         self.connected = asyncio.Event()
 
     async def publish(self, payload: str) -> None:
@@ -59,14 +85,25 @@ class ChangeFeed:
 
     def listen(self, on_change: Callable[[str], None]) -> None:
         """Call `on_change(payload)` for every notice, in the event loop, until `close`;
-        RELOAD_ALL each time the listening connection is (re)established after a loss."""
-        if not self.shared or self._task is not None:
+        RELOAD_ALL each time the listening connection is (re)established after a loss.
+        Several listeners share one connection."""
+        if not self.shared:
             return
-        self._task = asyncio.get_running_loop().create_task(
-            self._listen(on_change), name="smppgw-change-feed")
+        self._listeners.append(on_change)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._listen(self._tell), name="smppgw-change-feed")
+
+    def _tell(self, payload: str) -> None:
+        for on_change in list(self._listeners):
+            try:
+                on_change(payload)
+            except Exception:  # one listener's bug must not keep the others from hearing
+                log.exception("a listener of directory changes failed on %r", payload)
 
     async def close(self) -> None:
         task, self._task = self._task, None
+        self._listeners.clear()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,7 +11,7 @@ produced; the store keeps them as opaque bytes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -154,17 +154,30 @@ class MessageStore:
     ) -> list[dict[str, Any]]:
         """Pending, unexpired deliveries of an account whose next attempt is due."""
         async with self._engine.connect() as conn:
+            rows = await conn.execute(_due(sa.select(deliveries), account_id, now, limit))
+            return [dict(row._mapping) for row in rows]
+
+    async def claim_deliveries(
+        self, account_id: int, node: str, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Take the account's due deliveries for `node` to give to its receiver: held
+        (claimed_by, next_attempt_at = now + lease) so that no other node gives them
+        too; PostgreSQL skips rows another node is claiming at the same moment. A hold
+        ends when the customer answers (delivered, or rescheduled), or at the lease's
+        end, when any node may take it."""
+        due = _due(sa.select(deliveries.c.id), account_id, now, limit)
+        async with self._writer.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            ids = (await conn.execute(due)).scalars().all()
+            if not ids:
+                return []
+            await conn.execute(
+                deliveries.update().where(deliveries.c.id.in_(ids))
+                .values(claimed_by=node, next_attempt_at=now + lease))
             rows = await conn.execute(
-                sa.select(deliveries)
-                .where(
-                    deliveries.c.state == "pending",
-                    deliveries.c.account_id == account_id,
-                    deliveries.c.next_attempt_at <= now,
-                    deliveries.c.expires_at > now,
-                )
-                .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-                .limit(limit)
-            )
+                sa.select(deliveries).where(deliveries.c.id.in_(ids))
+                .order_by(deliveries.c.created_at, deliveries.c.id))
             return [dict(row._mapping) for row in rows]
 
     async def accounts_waiting(self, now: datetime) -> set[int]:
@@ -199,3 +212,18 @@ class MessageStore:
                 .values(state="expired")
             )
         return int(result.rowcount)
+
+
+def _due(query: sa.Select[Any], account_id: int, now: datetime, limit: int) -> sa.Select[Any]:
+    """`query` over the account's pending, unexpired deliveries due at `now`, the most
+    overdue first."""
+    return (
+        query.where(
+            deliveries.c.state == "pending",
+            deliveries.c.account_id == account_id,
+            deliveries.c.next_attempt_at <= now,
+            deliveries.c.expires_at > now,
+        )
+        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+        .limit(limit)
+    )

@@ -5,6 +5,13 @@ queue. It goes to the least-loaded receiver (RX/TRX) of its account; it leaves t
 when the ESME answers deliver_sm_resp with status 0; a refusal or a lost connection
 leaves it pending for the next bind or the periodic sweep, until it expires (7 days by
 default). No receiver bound: the account's outbind address is dialled, if it has one.
+
+Several nodes on one store: a node gives a delivery to a receiver only while it holds
+it (deliveries.claimed_by, for `lease`), so it is given once whatever the number of
+receivers on the nodes. A delivery produced where the account has a receiver is written
+held by that node and sent from memory; one produced elsewhere is written free, and a
+notice (store.changes) wakes the nodes, which take it if they have a receiver. A node
+that dies holding deliveries leaves them to the others when the lease ends.
 """
 
 from __future__ import annotations
@@ -19,10 +26,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pdu.codec import AlertNotification, Pdu
 from pdu.tlv import Tag, int_tlv
+from store.changes import deliver_accounts, deliver_notice
+from store.writer import DeliveryRow
 
 if TYPE_CHECKING:
     from gateway.metrics import GatewayMetrics
     from store.alerts import AlertStore
+    from store.changes import ChangeFeed
     from store.messages import MessageStore
     from store.writer import Then
 
@@ -74,6 +84,9 @@ class Deliveries:
         *,
         want_outbind: Callable[[int], None],
         retry_interval: float,
+        node: str = "node-0",
+        lease: timedelta = timedelta(seconds=60),
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._writer = writer
         self._messages = messages
@@ -88,9 +101,19 @@ class Deliveries:
         self._settled: dict[int, float] = {}  # delivery id -> loop time its state committed
         self._sweeper: asyncio.Task[None] | None = None
         self._resuming: set[asyncio.Task[Any]] = set()
+        self.node = node
+        self.lease = lease
+        self._changes = changes
+        # Accounts whose resume is running, and those to resume once more after it.
+        self._resume_running: set[int] = set()
+        self._resume_again: set[int] = set()
+        # Accounts whose free deliveries the other nodes are to hear of, this loop turn.
+        self._to_wake: set[int] = set()
 
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        if self._changes is not None:
+            self._changes.listen(self._heard)
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -105,6 +128,52 @@ class Deliveries:
         """Deliveries with a session, or acknowledged and not yet marked in the store."""
         return len(self._in_flight)
 
+    # --- new deliveries: held here, or left to the node with a receiver -----------------
+
+    def new_row(
+        self, delivery_id: int, account_id: int, message_id: int | None, kind: str,
+        body: bytes, created_at: datetime, expires_at: datetime,
+    ) -> DeliveryRow:
+        """The row of a new receipt or MO: held by this node when a receiver of the
+        account is bound here (given from memory once committed), else free."""
+        held = self._receivers.receiver_for(account_id) is not None
+        return DeliveryRow(
+            id=delivery_id, account_id=account_id, message_id=message_id, kind=kind,
+            body=body, created_at=created_at,
+            next_attempt_at=datetime.now(UTC) + self.lease if held else created_at,
+            expires_at=expires_at, claimed=held,
+        )
+
+    def committed(self, row: DeliveryRow, received_at: float = 0.0) -> None:
+        """A new delivery's row is durable: give it to a receiver if this node holds it;
+        otherwise wake whichever node has a receiver (this one included)."""
+        if row.claimed:
+            self.route(PendingDelivery(row.id, row.account_id, row.kind, row.body,
+                                       received_at))
+        else:
+            self.wake(row.account_id)
+
+    def wake(self, account_id: int) -> None:
+        """Free deliveries of the account wait in the store: a receiver bound here takes
+        them now; the other nodes are told (one notice per loop turn for all)."""
+        if self._receivers.receiver_for(account_id) is not None:
+            self.receiver_bound(account_id)
+        if self._changes is None or not self._changes.shared:
+            return
+        if not self._to_wake:
+            asyncio.get_running_loop().call_soon(self._send_wakes)
+        self._to_wake.add(account_id)
+
+    def _send_wakes(self) -> None:
+        accounts, self._to_wake = self._to_wake, set()
+        if accounts and self._changes is not None:
+            self._spawn(self._changes.publish(deliver_notice(accounts)))
+
+    def _heard(self, payload: str) -> None:
+        for account_id in deliver_accounts(payload):
+            if self._receivers.receiver_for(account_id) is not None:
+                self.receiver_bound(account_id)
+
     # --- to a receiver -------------------------------------------------------------
 
     def route(self, delivery: PendingDelivery) -> bool:
@@ -112,6 +181,9 @@ class Deliveries:
         (it stays in the store, and outbind is tried)."""
         session = self._receivers.receiver_for(delivery.account_id)
         if session is None:
+            # Let go of it at once: another node may have a receiver of the account.
+            self._writer.reschedule(delivery.id, datetime.now(UTC),
+                                    then=partial(self._let_go, delivery))
             self._want_outbind(delivery.account_id)
             return False
         self._in_flight.add(delivery.id)
@@ -137,6 +209,12 @@ class Deliveries:
             self._in_flight.discard(delivery.id)
             self.route(delivery)
 
+    def _let_go(self, delivery: PendingDelivery, _: object,
+                error: BaseException | None) -> None:
+        self._in_flight.discard(delivery.id)
+        if error is None:
+            self.wake(delivery.account_id)
+
     def _settle(self, delivery_id: int, _: object, error: BaseException | None) -> None:
         # A store read that started before this commit may still list it as due;
         # remembering when it settled lets resume() ignore such a stale row.
@@ -146,31 +224,50 @@ class Deliveries:
     # --- what waited in the store ------------------------------------------------------
 
     def receiver_bound(self, account_id: int) -> None:
-        """A receiver of the account just bound: send it what waits."""
-        task = asyncio.get_running_loop().create_task(self._resume_logged(account_id))
+        """A receiver of the account just bound (or deliveries for it are said to wait):
+        send it what waits. One resume per account at a time; asked again meanwhile, it
+        runs once more after."""
+        if account_id in self._resume_running:
+            self._resume_again.add(account_id)
+            return
+        self._resume_running.add(account_id)
+        self._spawn(self._resume_logged(account_id))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._resuming.add(task)
         task.add_done_callback(self._resuming.discard)
 
     async def _resume_logged(self, account_id: int) -> None:
         try:
-            await self.resume(account_id)
-        except Exception:
-            log.exception("resuming deliveries for account %s failed", account_id)
+            while True:
+                self._resume_again.discard(account_id)
+                try:
+                    await self.resume(account_id)
+                except Exception:
+                    log.exception("resuming deliveries for account %s failed", account_id)
+                if account_id not in self._resume_again:
+                    return
+        finally:
+            self._resume_running.discard(account_id)
 
     async def resume(self, account_id: int) -> int:
         """Send what waits in the store for an account that has a receiver bound."""
         now = datetime.now(UTC)
         await self.send_alerts(account_id, await self._alerts.alerted(account_id, now))
+        if self._receivers.receiver_for(account_id) is None:
+            return 0  # nothing is taken that could not be given now
         started = asyncio.get_running_loop().time()
-        rows = await self._messages.due_deliveries(account_id, now, 1000)
+        rows = await self._messages.claim_deliveries(account_id, self.node, now, self.lease,
+                                                     1000)
         sent = 0
         for row in rows:
             if row["id"] in self._in_flight or self._settled.get(row["id"], -1.0) >= started:
                 continue
             delivery = PendingDelivery(row["id"], account_id, row["kind"], bytes(row["body"]))
-            if not self.route(delivery):
-                break
-            sent += 1
+            # The receiver may have gone meanwhile: route() lets go of each then.
+            if self.route(delivery):
+                sent += 1
         return sent
 
     async def _sweep_forever(self) -> None:

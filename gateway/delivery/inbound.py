@@ -20,7 +20,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.delivery.coalescer import Coalescer
-from gateway.delivery.deliveries import PendingDelivery
 from gateway.delivery.outcomes import Outcome
 from gateway.upstream.base import Ack, HandOvers, PartRef
 from pdu.codec import AlertNotification, DeliverSm, encode_body
@@ -36,7 +35,7 @@ from pdu.receipt import (
 from pdu.status import CommandStatus
 from pdu.text import decode_short_message
 from pdu.tlv import Tag
-from store.writer import DeliveryRow, NewMessage
+from store.writer import NewMessage
 
 if TYPE_CHECKING:
     from gateway.accounts import AccountDirectory
@@ -306,10 +305,10 @@ class Inbound:
                 status="DELIVERED", created_at=now,
             )
             incoming = str(mo_id) if directory.vendor_tlvs(account_id) else None
-            delivery = DeliveryRow(
-                id=self._ids.next_id(), account_id=account_id, message_id=mo_id, kind="mo",
-                body=encode_body(mo_deliver_sm(pdu, incoming_id=incoming)), created_at=now,
-                next_attempt_at=now, expires_at=now + directory.delivery_ttl(account_id),
+            delivery = self._deliveries.new_row(
+                self._ids.next_id(), account_id, mo_id, "mo",
+                encode_body(mo_deliver_sm(pdu, incoming_id=incoming)), now,
+                now + directory.delivery_ttl(account_id),
             )
             written.append((self._writer.inbound(mo, delivery, upstream=item.connector),
                             delivery))
@@ -325,9 +324,7 @@ class Inbound:
                 await directory.stop_list_add(account, sender, "STOP received by SMS")
         self._metrics.messages.labels("MO", "received").inc(len(written))
         for _, delivery in written:
-            self._deliveries.route(
-                PendingDelivery(delivery.id, delivery.account_id, "mo", delivery.body)
-            )
+            self._deliveries.committed(delivery)
         return acks
 
     # --- alert_notification --------------------------------------------------------------

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from gateway.delivery.deliveries import PendingDelivery
 from pdu.codec import encode_body
 from pdu.receipt import (
     FINAL_STATES,
@@ -56,7 +55,12 @@ class AccountPolicy(Protocol):
 
 
 class Router(Protocol):
-    def route(self, delivery: PendingDelivery) -> bool: ...
+    def new_row(
+        self, delivery_id: int, account_id: int, message_id: int | None, kind: str,
+        body: bytes, created_at: datetime, expires_at: datetime,
+    ) -> DeliveryRow: ...
+
+    def committed(self, row: DeliveryRow, received_at: float = 0.0) -> None: ...
 
 
 def quoted_text(msg: NewMessage) -> str:
@@ -135,11 +139,10 @@ class Outcomes:
         account_id = msg.account_id
         delivery = None
         if state in FINAL_STATES and wants_receipt(msg.registered_delivery, state):
-            delivery = DeliveryRow(
-                id=self._ids.next_id(), account_id=account_id, message_id=msg.id,
-                kind="dlr", body=receipt_body(o, vendor_tlvs=self._policy.vendor_tlvs(account_id)),
-                created_at=done_at, next_attempt_at=done_at,
-                expires_at=done_at + self._policy.delivery_ttl(account_id),
+            delivery = self._deliveries.new_row(
+                self._ids.next_id(), account_id, msg.id, "dlr",
+                receipt_body(o, vendor_tlvs=self._policy.vendor_tlvs(account_id)),
+                done_at, done_at + self._policy.delivery_ttl(account_id),
             )
         alert = None
         if wants_alert(o):
@@ -150,16 +153,15 @@ class Outcomes:
                 expires_at=done_at + self._alert_ttl,
             )
         if delivery is not None:
-            pending = PendingDelivery(delivery.id, account_id, "dlr", delivery.body, received_at)
-            then = partial(self._route, pending, then)
+            then = partial(self._route, delivery, received_at, then)
         self._writer.outcome(msg.id, _STATUS_NAMES[state], error, done_at,
                              delivery=delivery, alert=alert, then=then or _nothing)
 
-    def _route(self, pending: PendingDelivery, then: Then | None, _: object,
+    def _route(self, delivery: DeliveryRow, received_at: float, then: Then | None, _: object,
                error: BaseException | None) -> None:
         # Not sent unless it is in the store: its acknowledgement must find its row.
         if error is None:
-            self._deliveries.route(pending)
+            self._deliveries.committed(delivery, received_at)
         if then is not None:
             then(None, error)
 
