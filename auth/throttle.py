@@ -220,6 +220,11 @@ class BindAttempt:
         self.proven = proven  # this (system_id, address) pair has bound before
         self._open = True
 
+    @property
+    def counted_account(self) -> bool:
+        """Whether this bind counts against its account (it came from a listed address)."""
+        return self._account is not None
+
     def failed(self) -> list[str]:
         """The bind failed: count it. Returns which keys this has just blocked
         ("pair", "address", "account"), for the log."""
@@ -307,6 +312,16 @@ class BindGuard:
         if account is not None:
             self.accounts.reserve(account)
         return BindAttempt(self, pair, address, account, pair in self._proven)
+
+    def failed_elsewhere(self, system_id: str, ip: str, *, listed: bool) -> None:
+        """A bind judged on another gateway node failed: count it here too, so that
+        a guesser spreading its tries over the nodes meets the same limits."""
+        address = guesser_address(ip)
+        self.forget_proven((system_id, address))
+        self.pairs.record_failure((system_id, address))
+        self.addresses.record_failure(address)
+        if listed:
+            self.accounts.record_failure(system_id)
 
     def blocked(self, system_id: str, ip: str, *, listed: bool) -> bool:
         """True if a key of this bind is in its cooldown. A bind that `admit` refused

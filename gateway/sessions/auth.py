@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -133,6 +134,8 @@ class Authenticator:
         self._metrics = metrics
         self._uniform = uniform_failure
         self.guard = BindGuard(limits)
+        # Told (system_id, address, listed) of every failed bind: other nodes count it.
+        self.on_failure: Callable[[str, str, bool], None] | None = None
         self._checks = PasswordChecks(
             CHECK_WORKERS, checks_pending, metrics.bind_password_checks.inc
         )
@@ -225,6 +228,8 @@ class Authenticator:
             blocked = attempt.failed()
         finally:
             self._wake_waiters()
+        if self.on_failure is not None:
+            self.on_failure(system_id, peer_ip, attempt.counted_account)
         if blocked:
             log.warning("binds throttled for %.0f s after failures: %s of system_id %r from %s",
                         self.guard.limits.cooldown, "/".join(blocked), system_id, peer_ip)
