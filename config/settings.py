@@ -158,6 +158,15 @@ class Settings:
     # (LISTEN/NOTIFY); every directory_reload_interval seconds each node also re-reads
     # the whole directory, in case a notice was lost.
     directory_reload_interval: float = 60.0
+    # Each node writes a heartbeat every node_heartbeat_interval seconds; a node silent
+    # for node_ttl seconds counts as gone (its sessions stop counting against bind
+    # limits). An outbox claim (a message a node took to send) and a delivery claim (a
+    # receipt or MO a node took to give to its receiver) are taken over by another node
+    # once their lease has run out.
+    node_heartbeat_interval: float = 2.0
+    node_ttl: float = 10.0
+    outbox_claim_lease: float = 60.0
+    delivery_claim_lease: float = 60.0
 
     # Session timers.
     bind_timeout: float = 30.0
@@ -283,6 +292,12 @@ class Settings:
                         "set tls_port to enable the TLS listener",
                         setting=name,
                     )
+        if self.node_ttl <= self.node_heartbeat_interval:
+            raise ConfigError(
+                f"must be longer than node_heartbeat_interval ({self.node_heartbeat_interval:g}"
+                " s), or live nodes would be taken for gone between two heartbeats",
+                setting="node_ttl", value=self.node_ttl,
+            )
         if self.default_validity > self.max_validity:
             raise ConfigError(
                 f"must not exceed max_validity ({self.max_validity:g} s)",
@@ -340,6 +355,10 @@ RULES: dict[str, Rule] = {
     "bind_cooldown": _positive("seconds"),
     "bind_checks_pending": _int_between(1, 100_000),
     "directory_reload_interval": _positive("seconds"),
+    "node_heartbeat_interval": _positive("seconds"),
+    "node_ttl": _positive("seconds"),
+    "outbox_claim_lease": _positive("seconds"),
+    "delivery_claim_lease": _positive("seconds"),
     "bind_timeout": _positive("seconds"),
     "enquire_link_interval": _positive("seconds"),
     "session_max_age": _positive("seconds"),

@@ -24,7 +24,7 @@ from gateway.admin.context import AdminContext
 from gateway.admin.server import AdminServer
 from gateway.delivery.deliveries import Deliveries
 from gateway.delivery.inbound import Inbound
-from gateway.delivery.outbox import CLAIM_LEASE, Outbox, outbox_node
+from gateway.delivery.outbox import Outbox, outbox_node
 from gateway.delivery.outcomes import Outcomes
 from gateway.delivery.retention import RetentionJob
 from gateway.ids import MessageIdGenerator
@@ -33,8 +33,10 @@ from gateway.metrics import GatewayMetrics, MetricsServer
 from gateway.sessions.auth import Authenticator
 from gateway.sessions.listeners import Listeners
 from gateway.sessions.outbind import Outbinder
+from gateway.sessions.presence import Presence
 from gateway.sessions.registry import SessionRegistry
 from gateway.sessions.session import CustomerSession, SessionServices
+from gateway.sessions.shared_throttle import SharedThrottle
 from gateway.submit.operations import Operations
 from gateway.submit.pipeline import Submitter
 from gateway.upstream.base import HandOvers
@@ -50,6 +52,7 @@ from store.history import HistoryStore
 from store.inbound import InboundNumbers
 from store.ledger import LedgerStore
 from store.messages import MessageStore
+from store.nodes import NodeStore
 from store.outbox import OutboxStore
 from store.rates import RateStore
 from store.senders import SenderStore
@@ -91,18 +94,23 @@ class Gateway:
         self.alert_store = AlertStore(engine)
         self.inbound_numbers = InboundNumbers(engine)
         self.writer = StoreWriter(
-            s.effective_database_url, node=outbox_node(s.node_id), claim_lease=CLAIM_LEASE,
+            s.effective_database_url, node=outbox_node(s.node_id),
+            claim_lease=timedelta(seconds=s.outbox_claim_lease),
             sqlite_synchronous=s.sqlite_synchronous, max_batch=s.batch_max_size,
             on_commit=self.metrics.committed,
         )
 
         # Accounts in memory, what the hot path reads.
         self.mailer = Mailer(s)
+        # What the nodes on one PostgreSQL tell each other (nothing on SQLite).
+        self.changes = ChangeFeed(engine)
         self.accounts = AccountDirectory(
             s, accounts=self.account_store, rates=rates, ledger=ledger, stop_list=stop_list,
             audit=audit, metrics=self.metrics, mailer=self.mailer,
-            changes=ChangeFeed(engine),
+            changes=self.changes, balance_source=self.writer,
         )
+        # Every commit tells the directory the balances it left (other nodes' included).
+        self.writer.on_balances = self.accounts.balances_committed
         self.ids = MessageIdGenerator(s.node_id)
         self.handovers = HandOvers()
         batch = s.batch_max_size
@@ -113,10 +121,17 @@ class Gateway:
             on_receiver_bound=lambda account_id: self.deliveries.receiver_bound(account_id),
             max_connections=s.max_connections, max_connections_per_ip=s.max_connections_per_ip,
         )
+        # This node among the others on the store: heartbeat, binds counted everywhere.
+        self.presence = Presence(
+            NodeStore(engine), self.sessions, node=outbox_node(s.node_id), node_id=s.node_id,
+            shared=self.accounts.shared, heartbeat_interval=s.node_heartbeat_interval,
+            ttl=s.node_ttl, changes=self.changes,
+        )
         self.deliveries = Deliveries(
             self.writer, self.messages, self.alert_store, self.sessions, self.metrics,
             want_outbind=lambda account_id: self.outbinder.want(account_id),
-            retry_interval=s.dlr_retry_interval,
+            retry_interval=s.dlr_retry_interval, node=outbox_node(s.node_id),
+            lease=timedelta(seconds=s.delivery_claim_lease), changes=self.changes,
         )
         self.outcomes = Outcomes(
             self.writer, self.accounts, self.deliveries, self.ids,
@@ -135,7 +150,7 @@ class Gateway:
         self.outbox = Outbox(
             self.writer, self.outbox_store, self.connectors, self.router, self.accounts, self.outcomes,
             self.metrics, node_id=s.node_id, retry_min=s.outbox_retry_min,
-            retry_max=s.outbox_retry_max,
+            retry_max=s.outbox_retry_max, claim_lease=timedelta(seconds=s.outbox_claim_lease),
         )
 
         # The submit path.
@@ -161,6 +176,10 @@ class Gateway:
             ),
             checks_pending=s.bind_checks_pending,
         )
+        # Failed binds counted on every node (nothing to share on SQLite).
+        self.shared_throttle = SharedThrottle(self.authenticator.guard, self.changes,
+                                              node=outbox_node(s.node_id))
+        self.authenticator.on_failure = self.shared_throttle.failed
         services = SessionServices(
             link_config=LinkConfig(
                 role=Role.SMSC, max_pdu_size=s.max_pdu_size, window_in=s.default_window,
@@ -169,7 +188,7 @@ class Gateway:
                 max_age=s.session_max_age, max_unsent_bytes=s.max_unsent_bytes,
             ),
             throughput=s.default_throughput, authenticator=self.authenticator,
-            registry=self.sessions, submits=self.submitter, operations=self.operations,
+            registry=self.sessions, presence=self.presence, submits=self.submitter, operations=self.operations,
             deliveries=self.deliveries, metrics=self.metrics,
             commit_pressure=lambda: self.writer.pending / batch,
         )
@@ -184,7 +203,7 @@ class Gateway:
         self.admin = AdminServer(AdminContext(
             settings=s, accounts=self.account_store, senders=SenderStore(engine),
             stop_list=stop_list, ledger=ledger, audit=audit, rates=rates,
-            history=HistoryStore(engine), directory=self.accounts, sessions=self.sessions,
+            history=HistoryStore(engine), directory=self.accounts, sessions=self.presence,
             mailer=self.mailer,
         ), s.effective_admin_socket)
         self.metrics_server = (
@@ -246,8 +265,13 @@ class Gateway:
         await self.writer.start()
         self.deliveries.start()
         await self._start_upstreams()
+        await self.presence.start()
+        self.shared_throttle.start()
         await self.listeners.start()
         self.endpoints.smpp, self.endpoints.tls = self.listeners.plain, self.listeners.tls
+        if self.endpoints.smpp is not None:
+            host, port = self.endpoints.smpp
+            await self.presence.listening(f"{host}:{port}")
         await self.admin.start()
         self.endpoints.admin_socket = str(self.settings.effective_admin_socket)
         if self.metrics_server is not None:
@@ -292,6 +316,7 @@ class Gateway:
             await asyncio.sleep(0.05)
         for session in list(connections):
             session.close("the gateway is stopping")  # type: ignore[attr-defined]
+        await self.presence.stop()
         await self.outbox.stop()
         for connector in self.connectors.values():
             await connector.stop()
@@ -304,6 +329,7 @@ class Gateway:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.accounts.drain()
+        await self.shared_throttle.stop()
         await self.accounts.unfollow()
         await self.engine.dispose()
         self.authenticator.close()

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How long a claim holds unless the settings say otherwise (outbox_claim_lease).
 CLAIM_LEASE = timedelta(seconds=60)
 POLL_INTERVAL = 0.5  # how often the store is looked at when nobody says there is work
 MAX_CLAIM = 1000
@@ -79,8 +80,10 @@ class Outbox:
         node_id: int,
         retry_min: float,
         retry_max: float,
+        claim_lease: timedelta = CLAIM_LEASE,
     ) -> None:
         self._writer = writer
+        self._lease = claim_lease
         self._directory = directory
         self._outcomes = outcomes
         self._metrics = metrics
@@ -146,11 +149,11 @@ class Outbox:
             if loop.time() < self._next_expiry_check:
                 return 0
             self._next_expiry_check = loop.time() + EXPIRY_CHECK_INTERVAL
-            rows = await self.store.claim(self.node, now, CLAIM_LEASE, MAX_CLAIM, only_expired=True)
+            rows = await self.store.claim(self.node, now, self._lease, MAX_CLAIM, only_expired=True)
             for row in rows:
                 self._dispatch(row, now)
             return 0
-        rows = await self.store.claim(self.node, now, CLAIM_LEASE, min(capacity, MAX_CLAIM))
+        rows = await self.store.claim(self.node, now, self._lease, min(capacity, MAX_CLAIM))
         # Segments an earlier attempt got through are not sent again.
         taken = await self.store.taken_parts(r["id"] for r in rows if (r["segments"] or 1) > 1)
         for row in rows:
