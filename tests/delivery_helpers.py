@@ -46,6 +46,9 @@ class Esme:
         self.mos: list[Pdu] = []
         self.alerts: list[Pdu] = []
         self.responses: dict[int, Pdu] = {}
+        # Loop time each response, and each message's first receipt, arrived.
+        self.response_at: dict[int, float] = {}
+        self.receipt_at: dict[str, float] = {}
         self._reader: asyncio.Task | None = None
         self.deliver_status = 0
         self._leaving = False
@@ -78,12 +81,19 @@ class Esme:
                     rid = pdu.get_tlv(Tag.RECEIPTED_MESSAGE_ID)
                     mid = as_cstr(rid) if rid else parse_receipt(pdu.short_message).message_id
                     self.receipts.setdefault(mid, []).append(pdu)
+                    self.receipt_at.setdefault(mid, asyncio.get_running_loop().time())
                 else:
                     self.mos.append(pdu)
             elif pdu.command_id == CommandId.ALERT_NOTIFICATION:
                 self.alerts.append(pdu)  # no response: SMPP 3.4 4.12
             elif pdu.is_response:
+                self.response_at[pdu.sequence_number] = asyncio.get_running_loop().time()
                 self.responses[pdu.sequence_number] = pdu
+
+    @property
+    def gone(self) -> bool:
+        """The gateway closed the connection (the reader has stopped)."""
+        return self._reader is not None and self._reader.done()
 
     async def submit_many(self, pdus: list[SubmitSm], window: int = 10,
                           timeout: float = 60) -> list[Pdu]:

@@ -5,65 +5,32 @@ that no notice announced is picked up by the periodic reload."""
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 import store_fixtures
-from delivery_helpers import GatewayProcess
-from smpp_client import RawClient
+from cluster_helpers import PROPAGATION, Node, start_node
 
 from pdu.status import CommandStatus as S
 
 gateway_store = store_fixtures.gateway_store
 pytestmark = pytest.mark.parametrize("gateway_store", ["postgresql"], indirect=True)
 
-# Within what a change made on one node must be seen on the other.
-PROPAGATION = 2.0
-
-
-class Node:
-    def __init__(self, process: GatewayProcess) -> None:
-        self.process = process
-
-    @property
-    def admin_socket(self) -> str:
-        return str(self.process.state_dir / "admin.sock")
-
-    async def admin(self, *args: str) -> dict:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "admin", "--socket", self.admin_socket,
-            *args, "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        assert proc.returncode == 0, err.decode()
-        return json.loads(out)
-
-    async def bind(self, system_id: str, password: str) -> int:
-        client = await RawClient.connect(*self.process.endpoint)
-        try:
-            return (await client.bind(system_id, password)).command_status
-        finally:
-            await client.close()
-
 
 async def _start_nodes(database_url: str, tmp_path: Path, reload_interval: float
                        ) -> AsyncIterator[tuple[Node, Node]]:
-    started: list[GatewayProcess] = []
+    started: list[Node] = []
     try:
         for node_id in (1, 2):
-            env = {"SMPPGW_DATABASE_URL": database_url, "SMPPGW_NODE_ID": str(node_id),
-                   "SMPPGW_CREATE_DEMO_ACCOUNT": "false",
-                   "SMPPGW_DIRECTORY_RELOAD_INTERVAL": str(reload_interval),
-                   # The tests poll with binds that fail until the change arrives.
-                   "SMPPGW_BIND_FAIL_LIMIT_PAIR": "1000", "SMPPGW_BIND_FAIL_LIMIT_IP": "1000"}
-            started.append(GatewayProcess(tmp_path / f"node{node_id}", env).start())
-        yield Node(started[0]), Node(started[1])
+            started.append(await start_node(
+                database_url, tmp_path / f"node{node_id}", node_id,
+                SMPPGW_DIRECTORY_RELOAD_INTERVAL=str(reload_interval)))
+        yield started[0], started[1]
     finally:
-        for process in started:
-            assert process.stop() == 0
+        for node in started:
+            assert node.process.stop() == 0
 
 
 @pytest.fixture

@@ -40,7 +40,8 @@ async def test_notices_reach_listeners_and_a_lost_listener_asks_for_a_reload(gat
         try:
             cut = await admin.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE query ILIKE $1 AND pid <> pg_backend_pid()", f"%LISTEN%{CHANNEL}%")
+                " WHERE query ILIKE $1 AND pid <> pg_backend_pid()"
+                    " AND datname = current_database()", f"%LISTEN%{CHANNEL}%")
         finally:
             await admin.close()
         assert cut == 1
