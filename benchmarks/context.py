@@ -30,6 +30,8 @@ class Outcome:
     met: bool | None
     settings: dict[str, str] = field(default_factory=dict)
     skipped: str = ""
+    # The store measured and the settings that make its commits durable.
+    store: str = "SQLite WAL, sqlite_synchronous=FULL"
 
 
 @dataclass

@@ -63,6 +63,8 @@ class LoadResult:
     responses: int
     statuses: dict[str, int]
     elapsed_seconds: float
+    # From the first submit to the last submit_sm_resp: what the rates divide by.
+    send_seconds: float
     messages_per_second: float
     accepted_per_second: float
     submit_latency_ms: dict[str, float]

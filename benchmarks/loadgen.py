@@ -100,11 +100,14 @@ async def run_load(
     config: LoadConfig,
     on_bound: Callable[[], None] | None = None,
     before_unbind: Callable[[], None] | None = None,
+    start_together: asyncio.Barrier | None = None,
 ) -> LoadResult:
     """Bind, run the configured load, unbind; always within `config.time_limit`.
 
     `on_bound` runs once the binds are answered and `before_unbind` once the load is
     over, while every session is still bound (scenario 4 reads the server's RSS there).
+    Loads run side by side (scenario 9, one per node) share `start_together`: none
+    sends before all have bound.
     """
     raise_nofile_limit(config.sessions + 64)
     load = Load(config)
@@ -123,6 +126,9 @@ async def run_load(
     except TimeoutError:
         timed_out = True
     bind_seconds = time.perf_counter() - started
+    if start_together is not None:
+        # Reached even after a failed bind, so the other loads are never left waiting.
+        await start_together.wait()
     if on_bound is not None:
         on_bound()
     mode = "idle" if config.idle_seconds > 0 else ("paced" if config.rate else "windowed")
@@ -181,6 +187,7 @@ def _result(
         responses=load.responses,
         statuses=statuses,
         elapsed_seconds=round(elapsed, 3),
+        send_seconds=round(span, 3),
         messages_per_second=round(load.responses / span, 1) if span > 0 else 0.0,
         accepted_per_second=round(ok / span, 1) if span > 0 else 0.0,
         submit_latency_ms=percentiles(load.submit_latencies),

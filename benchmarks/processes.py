@@ -3,8 +3,9 @@
 A gateway (``python -m gateway.cli serve`` on free ports, settings as ``SMPPGW_*``
 variables) or the floor, started in its own session and stopped (SIGTERM, then
 SIGKILL) on every exit path; the code they run comes from HEAD exported to /tmp, the
-working tree or another directory. Also: their RSS and CPU from /proc, and accounts
-created through the gateway's admin socket.
+working tree or another directory. Also: their RSS and CPU from /proc, accounts
+created through the gateway's admin socket, and databases of their own on the
+machine's PostgreSQL (scenario 9).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -225,6 +227,70 @@ def floor_server(ctx: RunContext) -> Iterator[tuple[str, int, Child]]:
         shutil.rmtree(logdir, ignore_errors=True)
 
 
+# --- databases on the machine's PostgreSQL ---------------------------------------------
+
+# Where scenario 9 creates its databases: a server with trust authentication on
+# loopback, reached through a database that exists (`test`); SMPPGW_BENCH_PG_URL
+# points elsewhere.
+PG_SERVER = os.environ.get("SMPPGW_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class PostgresUnreachable(RuntimeError):
+    """The server did not answer (refused, timed out, or refused our login)."""
+
+
+def _pg_call(server: str, *statements: str) -> list[Any]:
+    """The statements in turn on one connection (asyncpg, in an event loop of its own);
+    returns the first value each gave."""
+    import asyncio
+
+    import asyncpg
+
+    async def call() -> list[Any]:
+        conn = await asyncpg.connect(server, timeout=5)
+        try:
+            return [await conn.fetchval(sql) for sql in statements]
+        finally:
+            await conn.close()
+
+    return asyncio.run(call())
+
+
+def postgres_facts(server: str) -> dict[str, str]:
+    """The server's version and the settings that decide what a commit costs; raises
+    PostgresUnreachable when it cannot be reached."""
+    import asyncpg
+
+    names = ("server_version", "synchronous_commit", "fsync", "max_connections")
+    try:
+        values = _pg_call(server, *(f"SHOW {name}" for name in names))
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise PostgresUnreachable(f"{type(exc).__name__}: {exc}") from exc
+    return dict(zip(names, values, strict=True))
+
+
+def count_rows(database_url: str, table: str) -> int:
+    """Rows of one table of a gateway's database (`database_url` in its asyncpg form)."""
+    server = database_url.replace("+asyncpg", "", 1)
+    return int(_pg_call(server, f"SELECT count(*) FROM {table}")[0])
+
+
+def gateway_database_url(server: str, database: str) -> str:
+    """What a gateway's `database_url` is for `database` on `server` (asyncpg driver)."""
+    return "postgresql+asyncpg://" + server.split("://", 1)[1].rsplit("/", 1)[0] + "/" + database
+
+
+@contextmanager
+def postgres_database(server: str, label: str) -> Iterator[str]:
+    """A new, empty database on `server`, dropped on every exit (with whatever is still
+    connected to it); yields the URL a gateway takes, which migrates it at start."""
+    name = f"smppgw_bench_{label}_{secrets.token_hex(4)}"
+    _pg_call(server, f"CREATE DATABASE {name}")
+    try:
+        yield gateway_database_url(server, name)
+    finally:
+        _pg_call(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
 
 # --- what is read from them ------------------------------------------------------------
 
@@ -316,6 +382,83 @@ class CpuMeter:
             "cpu_us_per_message": round(1e6 * self.cpu / messages, 1) if messages else 0.0,
         }
 
+
+# A client backend's process title: "postgres: 15/main: <user> <database> <client> <state>".
+_BACKEND_TITLE = re.compile(r"postgres: [^:]+: \S+ (\S+) (?:\S+\(\d+\)|\[local\])")
+
+
+def postgres_pids(database: str) -> list[int]:
+    """The PostgreSQL server's processes that work for `database`: the postmaster, the
+    shared ones (WAL writer, checkpointer, background writer...) and the backends
+    connected to it, but not those of other databases (other people's tests)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        backend = _BACKEND_TITLE.match(title)
+        if backend is None or backend.group(1) == database:
+            pids.append(int(entry.name))
+    return pids
+
+
+class PostgresCpuMeter(CpuMeter):
+    """CPU that the PostgreSQL server spends on `database` (see `postgres_pids`) between
+    `start()` and `stop()`. A backend born in between counts from its birth; one that
+    ended in between is lost (connections live as long as their pool, so this is rare).
+    The shared processes also write others' WAL: a busy neighbour inflates the figure."""
+
+    def __init__(self, database: str) -> None:
+        super().__init__(0)
+        self.database = database
+        self.before: dict[int, float] = {}
+
+    def _read(self) -> dict[int, float]:
+        return {pid: cpu_seconds(pid) for pid in postgres_pids(self.database)}
+
+    def start(self) -> None:
+        self.before = self._read()
+        self.t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        after = self._read()
+        self.cpu = sum(cpu - self.before.get(pid, 0.0) for pid, cpu in after.items())
+        self.wall = time.perf_counter() - self.t0
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, stolen) clock ticks of all the machine's cores so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq, steal
+
+
+class MachineCpuMeter:
+    """Cores the whole machine kept busy between `start()` and `stop()`: beside the
+    processes measured, what is left is someone else's (the machine is shared)."""
+
+    def start(self) -> None:
+        self.ticks0, self.t0 = machine_ticks(), time.perf_counter()
+
+    def stop(self) -> None:
+        busy, steal = machine_ticks()
+        self.busy = (busy - self.ticks0[0]) / os.sysconf("SC_CLK_TCK")
+        self.steal = (steal - self.ticks0[1]) / os.sysconf("SC_CLK_TCK")
+        self.wall = time.perf_counter() - self.t0
+
+    def summary(self, measured_cpu: float) -> dict[str, float]:
+        """`measured_cpu`: the CPU seconds of the processes measured in the same window."""
+        wall = self.wall or 1.0
+        return {
+            "cores_busy": round(self.busy / wall, 2),
+            "cores_busy_elsewhere": round(max(0.0, self.busy - measured_cpu) / wall, 2),
+            "cores_stolen": round(self.steal / wall, 2),
+        }
 
 
 def create_accounts(admin_path: str, count: int, credits: int) -> list[tuple[str, str]]:

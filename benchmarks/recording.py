@@ -103,7 +103,7 @@ def record(ctx: RunContext, name: str, outcome: Outcome, started: datetime, seco
         "commit": ctx.commit,
         "machine": info,
         "settings_changed": {**outcome.settings, **ctx.gateway_env},
-        "durable_defaults": "SQLite WAL, sqlite_synchronous=FULL",
+        "durable_defaults": outcome.store,
         "target": TARGETS[name],
         "met": outcome.met,
         "key": outcome.key,

@@ -1,4 +1,4 @@
-"""The benchmark scenarios of issues 6 and 11, each one command, each leaving a result behind.
+"""The benchmark scenarios of issues 6, 11 and 13, each one command, each leaving a result behind.
 
 ``python -m benchmarks.run SCENARIO [--size tiny|small|full]`` or ``... run all``.
 A scenario starts what it needs as separate processes (the gateway through
@@ -31,7 +31,14 @@ from benchmarks.context import (
     run_one,
 )
 from benchmarks.recording import gateway_settings, record, resolve_source
-from benchmarks.scenarios import ALIASES, ALL_ORDER, NUMBERS, SCENARIOS, TARGETS
+from benchmarks.scenarios import (
+    ALIASES,
+    ALL_ORDER,
+    NUMBERS,
+    READ_THE_FLOOR,
+    SCENARIOS,
+    TARGETS,
+)
 
 
 def run_scenarios(names: list[str], ctx: RunContext) -> dict[str, Outcome]:
@@ -78,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.scenario:
         picked = list(ALL_ORDER) if item == "all" else [ALIASES.get(item, item)]
         names += [n for n in picked if n not in names]
-    if "floor" in names and "throughput" in names:
-        # s1 is reported as a fraction of the floor measured just before it.
+    readers = [n for n in names if n in READ_THE_FLOOR]
+    if "floor" in names and readers:
+        # s1 and s9 are reported as a fraction of the floor measured before them.
         names.remove("floor")
-        names.insert(names.index("throughput"), "floor")
+        names.insert(names.index(readers[0]), "floor")
     extra = gateway_settings(args.gateway_env)
     source, commit = resolve_source(args.source)
     ctx = RunContext(

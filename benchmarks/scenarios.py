@@ -1,8 +1,9 @@
-"""The scenarios of issues 6 and 11: their loads by size, their targets, how each runs.
+"""The scenarios of issues 6, 11 and 13: their loads by size, their targets, how each runs.
 
 A scenario starts the servers it needs (`benchmarks.processes`), drives them with
 `benchmarks.loadgen` from this process and hands back an `Outcome`. Settings are the
-durable defaults (SQLite WAL, synchronous FULL) plus exactly what a scenario lists.
+durable defaults (SQLite WAL, synchronous FULL) plus exactly what a scenario lists;
+scenario 9 runs on the machine's PostgreSQL instead, and says so in its row.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import sys
 import tempfile
 import time
 import timeit
+from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,22 +26,31 @@ from benchmarks.context import Outcome, RunContext
 from benchmarks.load import LoadConfig
 from benchmarks.loadgen import raise_nofile_limit, run, run_load
 from benchmarks.processes import (
+    PG_SERVER,
     Child,
     CpuMeter,
     GatewayInfo,
+    MachineCpuMeter,
+    PostgresCpuMeter,
+    PostgresUnreachable,
     applicable,
     child_env,
     commit_stats,
+    count_rows,
     create_accounts,
     floor_server,
     gateway,
+    gateway_database_url,
+    known_settings,
+    postgres_database,
+    postgres_facts,
     read_rss,
     scrape,
     show_account,
 )
 from benchmarks.profiling import Profiler
 
-# What issues 6 and 11 ask of each scenario; printed beside every result.
+# What issues 6, 11 and 13 ask of each scenario; printed beside every result.
 TARGETS = {
     "throughput": ">= 30,000 msg/s and >= 15% of floor",
     "receipts": ">= 12,000 msg/s with all DLRs",
@@ -49,15 +60,19 @@ TARGETS = {
     "forward": ">= 20,000 msg/s reach upstream",
     "floor": "(reference for s1)",
     "window10": ">= 4,000/s accepted and forwarded, every DLR back",
+    "cluster": "(record: two nodes vs one on PostgreSQL)",
 }
 NUMBERS = {
     "throughput": 1, "receipts": 2, "latency": 3, "connections": 4, "codec": 5,
-    "forward": 6, "floor": 7, "window10": 8,
+    "forward": 6, "floor": 7, "window10": 8, "cluster": 9,
 }
-# `all` runs the floor before scenario 1, so s1 can be read as a fraction of it.
+# `all` runs the floor before scenario 1, so s1 (and s9) can be read as a fraction of it.
 ALL_ORDER = (
     "codec", "floor", "throughput", "receipts", "latency", "connections", "forward", "window10",
+    "cluster",
 )
+# The scenarios that read the floor of their run: `run.py` runs the floor before them.
+READ_THE_FLOOR = ("throughput", "cluster")
 
 # The load of each scenario by size. `full` is the issue's; `tiny` keeps the smoke test short.
 LOADS: dict[str, dict[str, dict[str, Any]]] = {
@@ -96,6 +111,8 @@ LOADS: dict[str, dict[str, dict[str, Any]]] = {
 LOADS["receipts"] = LOADS["throughput"]
 LOADS["forward"] = LOADS["throughput"]
 LOADS["floor"] = LOADS["throughput"]
+# Scenario 1's load, spread over the nodes (two nodes: half the sessions and messages each).
+LOADS["cluster"] = LOADS["throughput"]
 
 
 # --- scenarios -------------------------------------------------------------------------
@@ -583,6 +600,202 @@ def scenario_floor(ctx: RunContext) -> Outcome:
     return Outcome(result, key, None)
 
 
+# --- scenario 9: one node and two nodes on one PostgreSQL ------------------------------
+
+
+def scenario_cluster(ctx: RunContext) -> Outcome:
+    """Scenario 1's load on PostgreSQL, twice in one run: one node with every session,
+    then two nodes (node_id 1 and 2) on one database, each with half the sessions and
+    half the messages, both halves sending at the same time. Each configuration gets a
+    new database, dropped after it."""
+    missing = {"database_url", "node_id"} - known_settings(ctx.source)
+    if missing:
+        reason = f"skipped: this revision has no {' or '.join(sorted(missing))} setting"
+        return Outcome({"skipped": reason}, reason, None, skipped=reason)
+    try:
+        facts = postgres_facts(PG_SERVER)
+    except PostgresUnreachable as exc:
+        reason = f"skipped: PostgreSQL not reachable at {PG_SERVER} ({exc})"
+        return Outcome({"skipped": reason}, reason, None, skipped=reason)
+    spec = LOADS["cluster"][ctx.size]
+    settings = {**_throughput_settings(spec, ctx),
+                **applicable({"create_demo_account": "false"}, ctx)}
+    result: dict[str, Any] = {"postgresql_server": PG_SERVER, "postgresql": facts}
+    for label, nodes in (("one_node", 1), ("two_nodes", 2)):
+        with postgres_database(PG_SERVER, label) as url:
+            part = _load_over_nodes(ctx, spec, settings, url, nodes)
+            # Both nodes wrote to one database: every accepted message is in it once.
+            part["messages_in_store"] = count_rows(url, "messages")
+        result[label] = part
+    one, two = result["one_node"], result["two_nodes"]
+    one_rate, two_rate = one["accepted_per_second"], two["accepted_per_second"]
+    ratio = two_rate / one_rate if one_rate else 0.0
+    result["two_over_one"] = round(ratio, 3)
+    key = (f"1 node {_cluster_rate(one)}; 2 nodes {_cluster_rate(two)}; "
+           f"2 nodes / 1 node {ratio:.2f}x")
+    if ctx.floor_rate:
+        fractions = {"one_node": one_rate / ctx.floor_rate, "two_nodes": two_rate / ctx.floor_rate}
+        result["fraction_of_floor"] = {k: round(v, 4) for k, v in fractions.items()}
+        floor_cpu = f", {ctx.floor_cpu_us:,.1f} us/msg" if ctx.floor_cpu_us is not None else ""
+        key += (f"; floor {ctx.floor_rate:,.0f} msg/s{floor_cpu} (1 node "
+                f"{fractions['one_node']:.1%}, 2 nodes {fractions['two_nodes']:.1%} of it)")
+    else:
+        key += "; floor not run in this run"
+    p99s = "/".join(f"{n['submit_latency_ms']['p99']:.1f}" for n in two["per_node"])
+    key += (f"; submit_sm_resp p99 1 node {one['per_node'][0]['submit_latency_ms']['p99']:.1f}"
+            f" ms, 2 nodes {p99s} ms")
+    complete = all(_cluster_complete(result[label]) for label in ("one_node", "two_nodes"))
+    if not complete:
+        key += (f"; statuses 1 node {one['statuses']}, 2 nodes {two['statuses']}; in store "
+                f"{one['messages_in_store']:,}/{two['messages_in_store']:,}")
+    key += f"; {spec['sessions']} sessions on 1 account in all"
+    # The machine is shared: CPU that none of the processes measured used is someone's.
+    elsewhere = [result[label]["machine_cpu"]["cores_busy_elsewhere"]
+                 for label in ("one_node", "two_nodes")]
+    key += f"; busy elsewhere on the machine {elsewhere[0]:.2f}/{elsewhere[1]:.2f} cores"
+    listed = {
+        **settings,
+        "database_url": gateway_database_url(PG_SERVER, "<new database per configuration>"),
+        "node_id": "1 (and 2)",
+    }
+    store = (f"PostgreSQL {facts['server_version']}, synchronous_commit="
+             f"{facts['synchronous_commit']}, fsync={facts['fsync']}")
+    # Recorded, not judged; only a refused or lost message makes the row a failure.
+    return Outcome(result, key, None if complete else False, listed, store=store)
+
+
+def _cluster_rate(part: dict[str, Any]) -> str:
+    text = f"{part['accepted_per_second']:,.0f} msg/s"
+    if len(part["per_node"]) > 1:
+        text += " (" + " + ".join(f"{n['accepted_per_second']:,.0f}"
+                                  for n in part["per_node"]) + " per node)"
+    cpu = part["gateway_cpu"]
+    cores = "cores, all nodes" if len(part["per_node"]) > 1 else "cores"
+    return (text + f", {cpu['cpu_us_per_message']:,.1f} us/msg gateway CPU "
+            f"({cpu['cores_busy']:.2f} {cores}) + "
+            f"{part['postgresql_cpu']['cpu_us_per_message']:,.1f} us/msg PostgreSQL")
+
+
+def _cluster_complete(part: dict[str, Any]) -> bool:
+    wanted = part["messages_requested"]
+    return (part["statuses"] == {"ESME_ROK": wanted} and not part["timed_out"]
+            and part["messages_in_store"] == wanted)
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    """`total` split into `parts` as evenly as whole numbers allow."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def _load_over_nodes(
+    ctx: RunContext, spec: dict[str, Any], settings: dict[str, str], database_url: str,
+    count: int,
+) -> dict[str, Any]:
+    """`count` nodes on `database_url`, one account, `spec`'s load shared between them."""
+    def node(node_id: int) -> dict[str, str]:
+        return {**settings, "database_url": database_url, "node_id": str(node_id)}
+
+    with ExitStack() as stack:
+        first = stack.enter_context(gateway(node(1), ctx))
+        accounts = create_accounts(first.admin, 1, spec["messages"] + 1000)
+        # The others start once the account is in the database: they read it at start.
+        nodes = [first] + [stack.enter_context(gateway(node(i), ctx))
+                           for i in range(2, count + 1)]
+        return run(_side_by_side(spec, nodes, accounts, database_url.rsplit("/", 1)[1]))
+
+
+async def _side_by_side(
+    spec: dict[str, Any], nodes: list[GatewayInfo], accounts: list[tuple[str, str]],
+    database: str,
+) -> dict[str, Any]:
+    """One load per node, all bound before any sends; the rate is every accepted message
+    over the time from the first submit to the last submit_sm_resp of all of them.
+
+    The gateways' /metrics are read before the binds and after the loads, not while
+    they run: a scrape blocks this loop, which drives the other nodes' sessions too.
+    """
+    count = len(nodes)
+    sessions, messages = _shares(spec["sessions"], count), _shares(spec["messages"], count)
+    configs = [
+        LoadConfig(host=gw.host, port=gw.port, credentials=accounts, sessions=sessions[i],
+                   window=spec["window"], messages=messages[i],
+                   time_limit=_time_limit(spec["messages"], None))
+        for i, gw in enumerate(nodes)
+    ]
+    meters = [CpuMeter(gw.pid) for gw in nodes]
+    before = [scrape(gw.metrics_url) for gw in nodes]
+    started = [0.0] * count
+
+    def on_bound(i: int) -> Callable[[], None]:
+        def hook() -> None:
+            started[i] = time.perf_counter()
+            meters[i].start()
+        return hook
+
+    # These three are read around the binds and unbinds: a /proc scan between the
+    # loads' starts would hold the second one back.
+    database_cpu, machine = PostgresCpuMeter(database), MachineCpuMeter()
+    machine.start()
+    database_cpu.start()
+    own_cpu0 = time.process_time()
+    barrier = asyncio.Barrier(count)
+    loads = await asyncio.gather(*(
+        run_load(config, on_bound=on_bound(i), before_unbind=meters[i].stop,
+                 start_together=barrier)
+        for i, config in enumerate(configs)
+    ))
+    own_cpu = time.process_time() - own_cpu0
+    database_cpu.stop()
+    machine.stop()
+    per_node: list[dict[str, Any]] = []
+    for i, (gw, load) in enumerate(zip(nodes, loads, strict=True)):
+        half = load.as_dict()
+        half["node_id"] = i + 1
+        half["gateway_cpu"] = meters[i].summary(half["responses"])
+        half["store_commits"] = commit_stats(before[i], scrape(gw.metrics_url))
+        half["gateway_rss_mb"] = read_rss(gw.pid)
+        per_node.append(half)
+    wall = (max(t + half["send_seconds"] for t, half in zip(started, per_node, strict=True))
+            - min(started))
+    gateway_cpu = sum(meter.cpu for meter in meters)
+    result = _totals(spec, per_node, wall, gateway_cpu)
+    # The database shares the machine: the third process the two cores feed.
+    result["postgresql_cpu"] = database_cpu.summary(result["responses"])
+    # One generator drives every node: the same cost in both configurations.
+    result["loadgen_cpu_seconds"] = round(own_cpu, 2)
+    # The shared machine over the same window: others' work shows as busy elsewhere.
+    result["machine_cpu"] = machine.summary(gateway_cpu + database_cpu.cpu + own_cpu)
+    result["per_node"] = per_node
+    return result
+
+
+def _totals(spec: dict[str, Any], per_node: list[dict[str, Any]], wall: float,
+            cpu: float) -> dict[str, Any]:
+    """The loads of every node as one: counts summed, the rate over `wall`, and every
+    node's CPU (`cpu` seconds) over the messages of all, what the deployment spends."""
+    statuses: Counter[str] = Counter()
+    for half in per_node:
+        statuses.update(half["statuses"])
+    responses = sum(half["responses"] for half in per_node)
+    return {
+        "nodes": len(per_node),
+        "sessions_requested": spec["sessions"],
+        "sessions_bound": sum(half["sessions_bound"] for half in per_node),
+        "messages_requested": spec["messages"],
+        "submitted": sum(half["submitted"] for half in per_node),
+        "responses": responses,
+        "statuses": dict(statuses),
+        "timed_out": any(half["timed_out"] for half in per_node),
+        "send_seconds": round(wall, 3),
+        "accepted_per_second": round(statuses["ESME_ROK"] / wall, 1) if wall > 0 else 0.0,
+        "gateway_cpu": {
+            "cpu_seconds": round(cpu, 2),
+            "cores_busy": round(cpu / wall, 2) if wall > 0 else 0.0,
+            "cpu_us_per_message": round(1e6 * cpu / responses, 1) if responses else 0.0,
+        },
+    }
+
+
 SCENARIOS: dict[str, Callable[[RunContext], Outcome]] = {
     "throughput": scenario_throughput,
     "receipts": scenario_receipts,
@@ -592,6 +805,7 @@ SCENARIOS: dict[str, Callable[[RunContext], Outcome]] = {
     "forward": scenario_forward,
     "floor": scenario_floor,
     "window10": scenario_window10,
+    "cluster": scenario_cluster,
 }
 ALIASES = {str(n): name for name, n in NUMBERS.items()} | {f"s{n}": name for name, n in NUMBERS.items()}
 

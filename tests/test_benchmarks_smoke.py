@@ -120,6 +120,21 @@ def test_forward_reaches_the_upstream_or_says_why_not(results):
     assert r["upstream_received"] == spec["messages"]
 
 
+def test_cluster_runs_one_node_then_two_on_one_postgresql_or_says_why_not(results):
+    doc = results["cluster"]
+    if doc["skipped"]:
+        assert "PostgreSQL not reachable" in doc["skipped"]
+        return
+    spec = LOADS["cluster"]["tiny"]
+    for label, nodes in (("one_node", 1), ("two_nodes", 2)):
+        part = doc["result"][label]
+        assert part["statuses"] == {"ESME_ROK": spec["messages"]}
+        assert part["messages_in_store"] == spec["messages"]
+        assert [n["node_id"] for n in part["per_node"]] == list(range(1, nodes + 1))
+        assert sum(n["sessions_bound"] for n in part["per_node"]) == spec["sessions"]
+    assert "PostgreSQL" in doc["durable_defaults"]
+
+
 def test_one_customer_at_window_10_gets_every_dlr_back_through_the_upstream(results):
     doc = results["window10"]
     if doc["skipped"]:
