@@ -106,3 +106,17 @@ class RateNotFound(StoreError, LookupError):
         super().__init__(f"{scope} has no rate for prefix {prefix!r}")
         self.prefix = prefix
         self.system_id = system_id
+
+
+class CustomerNotFound(StoreError, LookupError):
+    def __init__(self, customer: int | str) -> None:
+        super().__init__(f"no customer {customer!r}")
+        self.customer = customer
+
+
+class CustomerExists(StoreError):
+    """A customer with this e-mail (compared lower-cased) already exists."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"a customer with e-mail {email!r} already exists")
+        self.email = email

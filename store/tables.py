@@ -450,3 +450,71 @@ bound_sessions = sa.Table(
     sa.Index("ix_bound_sessions_account", "account_id"),
     sa.Index("ix_bound_sessions_node", "node"),
 )
+
+
+# --- web customer area (migration 0009) ----------------------------------------------
+
+CUSTOMER_ROLES = ("customer", "operator")
+
+# A person who signs in to the web area with an e-mail and a password (Argon2id); an
+# operator is a customer with role 'operator'. `email` is the sign-in name, kept
+# trimmed and lower-cased (store.customers), so its UNIQUE key is case-insensitive.
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    # Where notices go when it is not the sign-in address.
+    sa.Column("contact_email", sa.String(254), nullable=True),
+    sa.Column("role", sa.String(16), nullable=False, server_default="customer"),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    sa.CheckConstraint("role IN ('customer', 'operator')", name="role"),
+    _length("email", 254, least=3),
+    _length("contact_email", 254),
+)
+
+# The SMPP accounts a customer holds; an account may have several holders.
+customer_accounts = sa.Table(
+    "customer_accounts",
+    metadata,
+    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.PrimaryKeyConstraint("customer_id", "account_id"),
+    sa.Index("ix_customer_accounts_account_id", "account_id"),
+)
+
+# Signed-in browsers. The cookie's value is never stored, only its hex SHA-256
+# (auth.tokens.token_hash): a copy of the database opens no session.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_web_sessions_customer_id", "customer_id"),
+)
+
+# Bearer tokens of /api/v1, named by their holder; hashed like the session cookies.
+# A revoked token keeps its row (revoked_at set), so its holder still sees it listed.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Index("ix_api_tokens_customer_id", "customer_id"),
+    _length("name", 64, least=1),
+)
