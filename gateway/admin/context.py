@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from gateway.mail import Mailer
     from store.accounts import AccountStore
     from store.audit import AuditStore
+    from store.customers import CustomerStore
     from store.history import HistoryStore
     from store.ledger import LedgerStore
     from store.rates import RateStore
@@ -57,6 +58,8 @@ class AdminContext:
     directory: AccountDirectory
     sessions: SessionsView
     mailer: Mailer
+    # The people who log in to the web panel, and the accounts each owns.
+    customers: CustomerStore
 
     async def account(self, args: dict, key: str = "system_id") -> dict[str, Any]:
         """The stored account named by args[key]; AdminError if there is none."""

@@ -140,6 +140,18 @@ def admin_request(args: argparse.Namespace) -> tuple[str, dict]:
         return "sessions.list", {"system_id": args.system_id} if args.system_id else {}
     if group == "nodes":
         return "nodes.list", {}
+    if group == "customer":
+        if action == "create":
+            body = {"email": args.email, "operator": args.operator,
+                    "accounts": args.account or []}
+            if args.contact_email:
+                body["contact_email"] = args.contact_email
+            return "customer.create", body
+        if action == "add-account":
+            return "customer.add_account", {"email": args.email, "system_id": args.system_id}
+        if action == "password":
+            return "customer.password_reset", {"email": args.email}
+        return "customer.list", {}
     if group == "audit":
         body = {"limit": args.limit}
         if args.target:
@@ -303,6 +315,27 @@ def add_admin_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     sessions = groups.add_parser("sessions", parents=[common],
                                  help="list bound sessions (of every node)")
     sessions.add_argument("system_id", nargs="?")
+
+    customer = groups.add_parser(
+        "customer", help="customers of the web panel (people who own accounts), operators"
+    ).add_subparsers(dest="action", required=True)
+    c_create = customer.add_parser("create", parents=[common],
+                                   help="create a customer; prints a one-time password")
+    c_create.add_argument("email")
+    c_create.add_argument("--operator", action="store_true",
+                          help="an operator: sees and manages every account")
+    c_create.add_argument("--account", action="append", metavar="SID",
+                          help="an account the customer owns (repeatable)")
+    c_create.add_argument("--contact-email")
+    c_add = customer.add_parser("add-account", parents=[common],
+                                help="give a customer one more account")
+    c_add.add_argument("email")
+    c_add.add_argument("system_id")
+    c_password = customer.add_parser("password", parents=[common],
+                                     help="reset a customer's password (shown once)")
+    c_password.add_argument("reset", choices=["reset"])
+    c_password.add_argument("email")
+    customer.add_parser("list", parents=[common], help="list customers")
 
     groups.add_parser("nodes", parents=[common],
                       help="list the nodes sharing the store, their heartbeat and sessions")

@@ -13,6 +13,7 @@ from gateway.admin.ops import (
     accounts,
     audit,
     credits,
+    customers,
     history,
     ips,
     ledger,
@@ -60,6 +61,10 @@ OPS: dict[str, Op] = {
     "sessions.list": sessions.list_bound,
     "nodes.list": sessions.list_nodes,
     "audit.list": audit.list_entries,
+    "customer.create": customers.create,
+    "customer.add_account": customers.add_account,
+    "customer.password_reset": customers.reset_password,
+    "customer.list": customers.list_all,
 }
 
 STREAMS: dict[str, Stream] = {
