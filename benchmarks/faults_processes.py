@@ -75,7 +75,8 @@ class Gateway:
         self.logs.append(log)
         self.child = Child(
             [sys.executable, "-m", "gateway.cli", "serve", "--state-dir", str(self.state / "var"),
-             "--smpp-port", "0", "--metrics-port", "0"],
+             "--smpp-port", "0", "--metrics-port", "0",
+             "--web-port", "-1"],
             child_env(env, self.ctx.source), log, self.ctx.source,
         )
         text = "".join(self.child.start("smppgw: ready", timeout))

@@ -190,7 +190,8 @@ def gateway(settings: dict[str, str], ctx: RunContext) -> Iterator[GatewayInfo]:
     env = {f"SMPPGW_{k.upper()}": v for k, v in {**settings, **ctx.gateway_env}.items()}
     child = Child(
         [sys.executable, "-m", "gateway.cli", "serve", "--state-dir", str(state / "var"),
-         "--smpp-port", "0", "--metrics-port", "0"],
+         "--smpp-port", "0", "--metrics-port", "0",
+             "--web-port", "-1"],
         child_env(env, ctx.source), state / "gateway.log", ctx.source,
     )
     try:

@@ -128,6 +128,11 @@ class Settings:
     # Operator surface.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9775
+    # The web panel (customer area): 0 picks a free port, -1 turns it off. Over HTTPS
+    # with tls_cert / tls_key when the TLS listener is configured.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8775
+    web_session_ttl: float = 12 * 3600.0
     admin_socket: Path | None = None
 
     # When true every failed bind answers ESME_RBINDFAIL, so account names cannot be probed.
@@ -310,6 +315,11 @@ class Settings:
                 setting="tls_port",
                 value=self.tls_port,
             )
+        if _hosts_overlap(self.web_host, self.smpp_host) and self.web_port > 0:
+            for name in ("smpp_port", "tls_port", "metrics_port"):
+                if getattr(self, name) == self.web_port:
+                    raise ConfigError(f"must differ from {name} on the same host",
+                                      setting="web_port", value=self.web_port)
         if _hosts_overlap(self.metrics_host, self.smpp_host) and self.metrics_port > 0:
             for name in ("smpp_port", "tls_port"):
                 if getattr(self, name) == self.metrics_port:
@@ -343,6 +353,9 @@ RULES: dict[str, Rule] = {
     "tls_min_version": _TLS_VERSION,
     "metrics_host": _HOST,
     "metrics_port": _int_between(-1, 65535, " (0 picks a free port, -1 disables)"),
+    "web_host": Rule("a host name or address", lambda v: isinstance(v, str) and bool(v)),
+    "web_port": _int_between(-1, 65535, " (0 picks a free port, -1 disables)"),
+    "web_session_ttl": _positive("seconds"),
     "admin_socket": _optional(_PATH),
     "uniform_bind_failure": _BOOL,
     "max_connections": _int_between(1, 1_000_000),

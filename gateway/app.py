@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from auth.throttle import BindLimits
+from auth.throttle import BindGuard, BindLimits
 from config.settings import Settings
 from gateway.accounts import AccountDirectory
 from gateway.admin.context import AdminContext
@@ -41,12 +41,15 @@ from gateway.submit.operations import Operations
 from gateway.submit.pipeline import Submitter
 from gateway.upstream.base import HandOvers
 from gateway.upstream.build import build_delivery
+from gateway.web.app import Listening, WebContext, build_app
+from gateway.web.server import WebServer
 from pdu.link import LinkConfig, Role
 from store import tables
 from store.accounts import AccountStore
 from store.alerts import AlertStore
 from store.audit import AuditStore
 from store.changes import ChangeFeed
+from store.customers import CustomerStore
 from store.engine import make_engine, migrate
 from store.history import HistoryStore
 from store.inbound import InboundNumbers
@@ -72,6 +75,7 @@ class Endpoints:
     smpp: tuple[str, int] | None = None
     tls: tuple[str, int] | None = None
     metrics: tuple[str, int] | None = None
+    web: tuple[str, int] | None = None
     admin_socket: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -169,11 +173,7 @@ class Gateway:
         # Customer sessions.
         self.authenticator = Authenticator(
             self.accounts, self.metrics, uniform_failure=s.uniform_bind_failure,
-            limits=BindLimits(
-                window=s.bind_fail_window, cooldown=s.bind_cooldown,
-                per_pair=s.bind_fail_limit_pair, per_address=s.bind_fail_limit_ip,
-                per_account=s.bind_fail_limit_account,
-            ),
+            limits=_bind_limits(s),
             checks_pending=s.bind_checks_pending,
         )
         # Failed binds counted on every node (nothing to share on SQLite).
@@ -200,12 +200,16 @@ class Gateway:
         self.listeners = Listeners(s, lambda tls: CustomerSession(services, tls=tls))
 
         # The operator's surface.
-        self.admin = AdminServer(AdminContext(
+        self.admin_context = AdminContext(
             settings=s, accounts=self.account_store, senders=SenderStore(engine),
             stop_list=stop_list, ledger=ledger, audit=audit, rates=rates,
             history=HistoryStore(engine), directory=self.accounts, sessions=self.presence,
-            mailer=self.mailer,
-        ), s.effective_admin_socket)
+            mailer=self.mailer, customers=CustomerStore(engine),
+        )
+        self.admin = AdminServer(self.admin_context, s.effective_admin_socket)
+        # The customer area, over the same operations; built once the listeners are up
+        # (it shows where they are).
+        self.web_server: WebServer | None = None
         self.metrics_server = (
             MetricsServer(self.metrics, s.metrics_host, s.metrics_port)
             if s.metrics_port >= 0 else None
@@ -276,9 +280,25 @@ class Gateway:
         self.endpoints.admin_socket = str(self.settings.effective_admin_socket)
         if self.metrics_server is not None:
             self.endpoints.metrics = await self.metrics_server.start()
+        if self.settings.web_port >= 0:
+            self.web_server = self._web_server()
+            self.endpoints.web = await self.web_server.start()
         self.retention.start()
         self._started = True
         return self.endpoints
+
+    def _web_server(self) -> WebServer:
+        s = self.settings
+        smpp_port = self.endpoints.smpp[1] if self.endpoints.smpp else None
+        tls_port = self.endpoints.tls[1] if self.endpoints.tls else None
+        app = build_app(WebContext(
+            customers=self.admin_context.customers, admin=self.admin_context,
+            guard=BindGuard(_bind_limits(s)), listening=Listening(s.smpp_host, smpp_port, tls_port),
+            secure=s.tls_enabled, session_ttl=timedelta(seconds=s.web_session_ttl),
+        ))
+        return WebServer(app, s.web_host, s.web_port,
+                         certfile=s.tls_cert if s.tls_enabled else None,
+                         keyfile=s.tls_key if s.tls_enabled else None)
 
     async def _floor_message_ids(self) -> None:
         async with self.engine.connect() as conn:
@@ -305,6 +325,8 @@ class Gateway:
         if not self._started:
             return
         self._started = False
+        if self.web_server is not None:
+            await self.web_server.stop()
         await self.retention.stop()
         self.listeners.close()
         connections = self.sessions.connections
@@ -333,3 +355,11 @@ class Gateway:
         await self.accounts.unfollow()
         await self.engine.dispose()
         self.authenticator.close()
+
+
+def _bind_limits(s: Settings) -> BindLimits:
+    """Failed tries allowed per key: the same for SMPP binds and web panel logins."""
+    return BindLimits(
+        window=s.bind_fail_window, cooldown=s.bind_cooldown, per_pair=s.bind_fail_limit_pair,
+        per_address=s.bind_fail_limit_ip, per_account=s.bind_fail_limit_account,
+    )

@@ -209,7 +209,7 @@ class GatewayProcess:
         env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--state-dir", str(self.state_dir),
-             "--smpp-port", "0", "--metrics-port", "0"],
+             "--smpp-port", "0", "--metrics-port", "0", "--web-port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
         )
         info: dict[str, str] = {}

@@ -21,6 +21,7 @@ def gateway_settings(state_dir: Path, **overrides) -> Settings:
         "smpp_host": "127.0.0.1",
         "smpp_port": 0,
         "metrics_port": 0,
+        "web_port": 0,
         "simulator_delay_ms": 20.0,
         "create_demo_account": False,
         "dlr_retry_interval": 1.0,

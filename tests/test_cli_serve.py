@@ -22,7 +22,7 @@ def _start(state_dir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     env["SMPPGW_SIMULATOR_DELAY_MS"] = "20"
     proc = subprocess.Popen(
         [*SMPPGW, "serve", "--state-dir", str(state_dir), "--smpp-port", "0",
-         "--metrics-port", "0"],
+         "--metrics-port", "0", "--web-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     info: dict[str, str] = {}

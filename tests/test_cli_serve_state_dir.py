@@ -32,7 +32,7 @@ def _env(**settings: str) -> dict[str, str]:
 
 def _serve_args(state_dir: Path) -> list[str]:
     return [*SMPPGW, "serve", "--state-dir", str(state_dir), "--smpp-port", "0",
-            "--metrics-port", "0"]
+            "--metrics-port", "0", "--web-port", "0"]
 
 
 def _start(state_dir: Path, **settings: str) -> tuple[subprocess.Popen, list[str]]:

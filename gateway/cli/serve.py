@@ -31,6 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--state-dir", type=Path, help="database and admin socket (default ./var)")
     serve.add_argument("--smpp-port", type=int, help="SMPP port (default 2775; 0 = any free)")
     serve.add_argument("--metrics-port", type=int, help="metrics port (0 = any free, -1 = off)")
+    serve.add_argument("--web-port", type=int, help="web panel port (0 = any free, -1 = off)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.set_defaults(func=run)
 
@@ -61,6 +62,10 @@ async def _serve(settings: Settings) -> int:
     if endpoints.metrics:
         host, port = endpoints.metrics
         print(f"smppgw: metrics on http://{host}:{port}/metrics", file=out)
+    if endpoints.web:
+        host, port = endpoints.web
+        scheme = "https" if settings.tls_enabled else "http"
+        print(f"smppgw: web panel on {scheme}://{host}:{port}/", file=out)
     print(f"smppgw: admin socket {endpoints.admin_socket}", file=out)
     print(f"smppgw: store {redact(settings.effective_database_url)}", file=out)
     if demo is not None:
@@ -118,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         "state_dir": args.state_dir,
         "smpp_port": args.smpp_port,
         "metrics_port": args.metrics_port,
+        "web_port": args.web_port,
         "smpp_host": args.host,
     }
     try:

@@ -1,0 +1,75 @@
+"""The web panel in a real headless Chromium (Debian's `chromium`, driven by Playwright
+with `executable_path`; .ci/run installs the package when it is missing): a customer
+logs in, copies the system_id with the copy button and reads it back from the
+clipboard, and the main screens are photographed at 1280x800 into tests/screenshots/
+(linked from the README, not committed)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from gw_helpers import admin, new_account
+
+playwright_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium executable (Debian package `chromium`)")
+
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture
+async def browser():
+    async with playwright_api.async_playwright() as p:
+        # --no-sandbox: the suite may run as root (CI containers), where the sandbox cannot.
+        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def test_a_customer_logs_in_and_copies_its_system_id(make_gateway, browser):
+    gw = await make_gateway()
+    host, port = gw.endpoints.web
+    base = f"http://{host}:{port}"
+    account = await new_account(gw, credits="42")
+    me = await admin(gw, "customer.create", email="browser@example.test",
+                     accounts=[account["system_id"]])
+    context = await browser.new_context(viewport={"width": 1280, "height": 800},
+                                        base_url=base)
+    await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page = await context.new_page()
+    SCREENSHOTS.mkdir(exist_ok=True)
+
+    await page.goto("/")
+    assert page.url.endswith("/login")
+    await page.screenshot(path=str(SCREENSHOTS / "login.png"))
+    await page.fill("input[name=email]", "browser@example.test")
+    await page.fill("input[name=password]", "wrong password")
+    await page.click("button[type=submit]")
+    assert "Wrong e-mail or password" in await page.inner_text("[role=alert]")
+
+    await page.fill("input[name=password]", me["password"])
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/")
+    assert account["system_id"] in await page.inner_text("table")
+    assert await page.get_attribute('nav a[aria-current="page"]', "href") == "/"
+    await page.screenshot(path=str(SCREENSHOTS / "accounts.png"))
+
+    await page.click(f"text={account['system_id']}")
+    await page.wait_for_url(f"{base}/accounts/{account['system_id']}")
+    await page.click(f'button[data-copy="{account["system_id"]}"]')
+    assert await page.evaluate("navigator.clipboard.readText()") == account["system_id"]
+    assert "42.00 credits" in await page.inner_text("main")
+    await page.screenshot(path=str(SCREENSHOTS / "account.png"))
+
+    # On a phone the page still shows everything, without a horizontal scroll.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    await context.close()
