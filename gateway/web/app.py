@@ -16,7 +16,18 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from gateway.web import accounts, login
+from gateway.web import (
+    accounts,
+    api,
+    credits,
+    history,
+    ips,
+    login,
+    operator,
+    password,
+    senders,
+    stop_list,
+)
 from gateway.web.panel import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -28,7 +39,7 @@ from gateway.web.panel import (
 __all__ = ["LOGIN_CSRF_COOKIE", "SESSION_COOKIE", "Listening", "WebContext", "build_app"]
 
 # The areas of the panel, in the order of their tabs.
-AREAS = (login, accounts)
+AREAS = (login, accounts, password, ips, senders, credits, history, stop_list, operator, api)
 
 
 def build_app(ctx: WebContext) -> Starlette:
