@@ -24,6 +24,7 @@ from gateway.web import (
     ips,
     login,
     operator,
+    operator_screens,
     password,
     senders,
     stop_list,
@@ -39,7 +40,8 @@ from gateway.web.panel import (
 __all__ = ["LOGIN_CSRF_COOKIE", "SESSION_COOKIE", "Listening", "WebContext", "build_app"]
 
 # The areas of the panel, in the order of their tabs.
-AREAS = (login, accounts, password, ips, senders, credits, history, stop_list, operator, api)
+AREAS = (login, accounts, password, ips, senders, credits, history, stop_list, operator,
+         operator_screens, api)
 
 
 def build_app(ctx: WebContext) -> Starlette:
