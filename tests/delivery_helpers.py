@@ -219,6 +219,8 @@ class GatewayProcess:
                 raise AssertionError("serve exited before it was ready")
             if m := re.search(r"SMPP listening on (\S+):(\d+)", line):
                 info["host"], info["port"] = m.group(1), m.group(2)
+            elif m := re.search(r"web panel on (\S+)", line):
+                info["web"] = m.group(1).rstrip("/")
             elif line.startswith("  system_id="):
                 info.update(dict(re.findall(r"(\w+)=(\S+)", line)))
             elif line.startswith("smppgw: ready"):

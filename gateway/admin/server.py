@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 MAX_REQUEST = 1 << 20
 
 # What an operator may get wrong: answered with its message, never logged as a fault.
-_REFUSALS = (AdminError, StoreError, ValueError, TypeError)
+# What an operation refuses with (a message for the caller, not a crash).
+REFUSALS = (AdminError, StoreError, ValueError, TypeError)
 
 
 class AdminServer:
@@ -105,7 +106,7 @@ class AdminServer:
             }
         try:
             return {"ok": True, "result": await op(self.context, request["args"], actor)}
-        except _REFUSALS as exc:
+        except REFUSALS as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:  # an operator must get an answer, not a hung socket
             log.exception("admin op %s failed", request["op"])
@@ -119,7 +120,7 @@ class AdminServer:
                     writer.write(_line(message))
                     # Back-pressure: a slow reader slows the stream instead of filling memory.
                     await writer.drain()
-        except _REFUSALS as exc:
+        except REFUSALS as exc:
             writer.write(_line({"ok": False, "error": str(exc)}))
 
 
