@@ -27,8 +27,10 @@ LONG_GSM = ("Long messages reach the handset whole. " * 12)[:400]
 
 async def _gateway_bound_to(make_gateway: MakeGateway, sim: SimProcess,
                             query: str = "") -> Gateway:
-    """A gateway whose one upstream is `sim`, once its connector is bound there."""
-    gw = await make_gateway(upstream_url=sim.url + "?response_timeout=3" + query)
+    """A gateway whose one upstream is `sim`, once its connector is bound there. The
+    tests count what the upstream got, exactly: a submit_sm_resp taken for lost on a
+    loaded machine would be sent again (at least once), so the time-out is generous."""
+    gw = await make_gateway(upstream_url=sim.url + "?response_timeout=15" + query)
     await wait_for(lambda: gw.connectors["default"].is_up, 10, "the upstream bind")
     return gw
 
