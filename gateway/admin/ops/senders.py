@@ -58,3 +58,14 @@ async def remove(ctx: AdminContext, args: dict, actor: str) -> dict:
     await ctx.senders.remove(row["system_id"], address)
     await ctx.changed(actor, "sender.remove", row["system_id"], sender_view(before), None)
     return {"system_id": row["system_id"], "removed": address}
+
+
+async def pending(ctx: AdminContext, args: dict, actor: str) -> list[dict]:
+    """The approval queue: every account's pending senders, the oldest request first."""
+    queue = [
+        {"system_id": row["system_id"], **sender_view(s), "requested_at": iso(s["created_at"])}
+        for row in await ctx.accounts.load_all()
+        for s in row["senders"]
+        if s["state"] == "pending"
+    ]
+    return sorted(queue, key=lambda s: (s["requested_at"] or "", s["system_id"], s["address"]))
