@@ -156,3 +156,32 @@ async def test_customer_admin_operations_refuse_bad_input(panel):
     listed = await admin(gw, "customer.list")
     assert [(c["email"], c["accounts"]) for c in listed] == [
         ("f@example.test", [account["system_id"]])]
+
+
+async def test_over_https_with_the_tls_listeners_certificate_the_cookie_is_secure(
+    make_gateway, tmp_path
+):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    gw = await make_gateway(tls_port=0, tls_cert=cert_path, tls_key=key_path)
+    host, port = gw.endpoints.web
+    me = await _customer(gw, "tls@example.test")
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    async with httpx.AsyncClient(base_url=f"https://{host}:{port}", verify=trusted) as client:
+        logged = await _login(client, "tls@example.test", me["password"])
+        assert logged.status_code == 303
+        cookie = logged.headers["set-cookie"].lower()
+        assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+        assert (await client.get("/")).status_code == 200
+    # Plain HTTP to the HTTPS port gets nothing usable.
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as plain:
+        with pytest.raises(httpx.HTTPError):
+            await plain.get("/login")
