@@ -65,3 +65,21 @@ async def make_gateway(tmp_path, migrated_store):
 @pytest.fixture
 async def gateway(make_gateway: MakeGateway) -> Gateway:
     return await make_gateway()
+
+
+@pytest.fixture
+async def browser():
+    """A real headless Chromium (Debian's `chromium`, driven by Playwright through
+    executable_path) for the web panel's browser tests (web_helpers.needs_chromium)."""
+    playwright_api = pytest.importorskip("playwright.async_api",
+                                         reason="playwright not installed")
+    from web_helpers import CHROMIUM
+
+    async with playwright_api.async_playwright() as p:
+        # --no-sandbox: the suite may run as root (CI containers), where the sandbox cannot.
+        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            await launched.close()

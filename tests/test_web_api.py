@@ -22,14 +22,9 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from web_helpers import csrf as _csrf
 
 from gateway.web.api import OPENAPI
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
 
 
 async def _token(base: str, email: str, password: str, name: str = "script") -> str:

@@ -6,31 +6,10 @@ clipboard, and the main screens are photographed at 1280x800 into tests/screensh
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import pytest
 from gw_helpers import admin, new_account
+from web_helpers import SCREENSHOTS, needs_chromium
 
-playwright_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium executable (Debian package `chromium`)")
-
-SCREENSHOTS = Path(__file__).parent / "screenshots"
-
-
-@pytest.fixture
-async def browser():
-    async with playwright_api.async_playwright() as p:
-        # --no-sandbox: the suite may run as root (CI containers), where the sandbox cannot.
-        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
+pytestmark = needs_chromium
 
 
 async def test_a_customer_logs_in_and_copies_its_system_id(make_gateway, browser):

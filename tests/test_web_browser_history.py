@@ -6,33 +6,13 @@ from its STOP list; history.png and stop.png go to tests/screenshots/."""
 from __future__ import annotations
 
 import csv
-import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from gw_helpers import admin, new_account
 from test_web_history_stop import insert_messages
+from web_helpers import SCREENSHOTS, needs_chromium
 
-playwright_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium executable (Debian package `chromium`)")
-
-SCREENSHOTS = Path(__file__).parent / "screenshots"
-
-
-@pytest.fixture
-async def browser():
-    async with playwright_api.async_playwright() as p:
-        # --no-sandbox: the suite may run as root (CI containers), where the sandbox cannot.
-        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
+pytestmark = needs_chromium
 
 
 async def test_a_customer_filters_its_history_and_downloads_the_csv(

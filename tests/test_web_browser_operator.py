@@ -6,31 +6,10 @@ The accounts and audit screens are photographed at 1280x800 into tests/screensho
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import pytest
 from gw_helpers import admin
+from web_helpers import SCREENSHOTS, needs_chromium
 
-playwright_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium executable (Debian package `chromium`)")
-
-SCREENSHOTS = Path(__file__).parent / "screenshots"
-
-
-@pytest.fixture
-async def browser():
-    async with playwright_api.async_playwright() as p:
-        # --no-sandbox: the suite may run as root (CI containers), where the sandbox cannot.
-        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
+pytestmark = needs_chromium
 
 
 async def test_an_operator_runs_accounts_rates_and_credits_and_reads_the_audit_log(

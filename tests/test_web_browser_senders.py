@@ -5,35 +5,14 @@ Screenshots senders.png and operator_senders.png go to tests/screenshots/."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import pytest
 from gw_helpers import admin, new_account
 from smpp_client import RawClient
+from web_helpers import SCREENSHOTS, needs_chromium
 
 from pdu.codec import SubmitSm
 
-playwright_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium executable (Debian package `chromium`)")
-
-SCREENSHOTS = Path(__file__).parent / "screenshots"
+pytestmark = needs_chromium
 SENDER = "MyBrand"
-
-
-@pytest.fixture
-async def browser():
-    async with playwright_api.async_playwright() as p:
-        # --no-sandbox: the suite may run as root (CI containers), where the sandbox cannot.
-        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def _logged_in(browser, base: str, email: str, password: str):

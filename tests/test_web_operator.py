@@ -14,6 +14,9 @@ import httpx
 import pytest
 from gw_helpers import admin, new_account
 from smpp_client import RawClient
+from web_helpers import csrf as _csrf
+from web_helpers import customer as _customer
+from web_helpers import login as _login
 
 from pdu.codec import BindTransceiver, CommandId
 from pdu.status import CommandStatus as S
@@ -24,23 +27,6 @@ async def panel(make_gateway):
     gw = await make_gateway()
     host, port = gw.endpoints.web
     return gw, f"http://{host}:{port}"
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
-
-
-async def _login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
-    form = await client.get("/login")
-    return await client.post("/login", data={"email": email, "password": password,
-                                             "csrf": _csrf(form.text)})
-
-
-async def _customer(gw, email: str, *accounts: str, operator: bool = False) -> dict:
-    return await admin(gw, "customer.create", email=email, accounts=list(accounts),
-                       operator=operator)
 
 
 @asynccontextmanager

@@ -5,11 +5,12 @@ errors are pages, never tracebacks. (Browser tests drive the same pages in Chrom
 
 from __future__ import annotations
 
-import re
-
 import httpx
 import pytest
 from gw_helpers import admin, new_account
+from web_helpers import csrf as _csrf
+from web_helpers import customer as _customer
+from web_helpers import login as _login
 
 from gateway.web.app import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 
@@ -19,23 +20,6 @@ async def panel(make_gateway):
     gw = await make_gateway(bind_fail_limit_pair=3)
     host, port = gw.endpoints.web
     return gw, f"http://{host}:{port}"
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
-
-
-async def _login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
-    form = await client.get("/login")
-    return await client.post("/login", data={"email": email, "password": password,
-                                             "csrf": _csrf(form.text)})
-
-
-async def _customer(gw, email: str, *accounts: str, operator: bool = False) -> dict:
-    return await admin(gw, "customer.create", email=email, accounts=list(accounts),
-                       operator=operator)
 
 
 async def test_a_customer_logs_in_and_sees_its_accounts_and_their_details(panel):
