@@ -17,6 +17,7 @@ from store_fixtures import LEASE, MakeWriter, StoreDB, new_message
 
 from store.accounts import AccountStore
 from store.alerts import AlertStore
+from store.engine import writer as writer_engine
 from store.errors import AccountNotFound, InsufficientCredit, StoreError
 from store.invariants import ledger_violations
 from store.ledger import LedgerStore
@@ -85,13 +86,26 @@ async def test_accepts_queued_together_share_one_commit_and_one_debit_per_accoun
     ids = await _accounts(store_db, a=10_000, b=10_000, c=10_000)
     writer = await make_writer(on_commit=lambda s, n: commits.append((s, n)))
     accounts = [ids["a"], ids["b"], ids["c"]]
-    # Queued in one turn of the loop: they are all waiting when the writer wakes.
-    futures = [writer.accept(new_message(i, accounts[i % 3], cost=1 + i % 3))
-               for i in range(1, 301)]
-    free = writer.accept(new_message(301, ids["a"], cost=0))
-    assert writer.pending == 301
-    await asyncio.gather(*futures, free)
-    assert commits[0][1] == 301 and len(commits) == 1
+    # The writer is kept busy meanwhile (its commit of a balance read waits for a lock
+    # held here), so all 301 are waiting when it takes its next batch: its thread
+    # would otherwise start on the first ones while the loop still queues the rest.
+    async with writer_engine(store_db.engine).begin() as holder:
+        await holder.execute(sa.select(sa.literal(1)).select_from(
+            sa.table("accounts")).with_for_update())
+        read = writer.balances([ids["a"]])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while writer.pending:  # taken by the thread, which now waits for the lock
+            assert loop.time() < deadline, "the writer never took the balance read"
+            await asyncio.sleep(0.005)
+        futures = [writer.accept(new_message(i, accounts[i % 3], cost=1 + i % 3))
+                   for i in range(1, 301)]
+        free = writer.accept(new_message(301, ids["a"], cost=0))
+        assert writer.pending == 301
+        await asyncio.sleep(0.05)
+        assert not read.done()  # the lock held it
+    await asyncio.gather(read, *futures, free)
+    assert [n for _, n in commits] == [0, 301]
     debits = sorted(await _debits(store_db), key=lambda d: d["account_id"])
     assert [(d["account_id"], d["amount"], d["message_count"], d["note"], d["message_id"])
             for d in debits] == [
