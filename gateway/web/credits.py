@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.admin.parsing import AdminError
+from gateway.admin.server import REFUSALS
 from gateway.web.accounts import shown_account
 from gateway.web.panel import Me, Panel
-from store.errors import InsufficientCredit, StoreError
+from store.errors import InsufficientCredit
 
 LEDGER_PAGE = 25  # ledger rows per page
 # ledger.list gives the newest rows up to a limit (at most 10,000): a page is a slice of
@@ -27,7 +27,6 @@ LEDGER_PAGE = 25  # ledger rows per page
 LAST_PAGE = 10_000 // LEDGER_PAGE
 
 # What the operations refuse as bad input; anything else is a bug and a 500.
-_REFUSALS = (AdminError, StoreError, ValueError, TypeError)
 
 # Ledger kinds as the customer reads them.
 _KINDS = {"topup": "Top-up", "auto_topup": "Automatic top-up", "transfer_in": "Transfer in",
@@ -64,7 +63,7 @@ def routes(panel: Panel) -> list[BaseRoute]:
             return await _refused(
                 panel, request, me, system_id, "transfer", form,
                 f"Not enough credits: {system_id} has {left['balance']}, fewer than {amount}.")
-        except _REFUSALS as exc:
+        except REFUSALS as exc:
             return await _refused(panel, request, me, system_id, "transfer", form,
                                   f"Transfer refused: {exc}")
         return _done(system_id, "transferred")
@@ -88,7 +87,7 @@ def routes(panel: Panel) -> list[BaseRoute]:
                     "monthly_cap": form.get("monthly_cap", "").strip() or None}
         try:
             await panel.op(me, "credits.auto_topup", args)
-        except _REFUSALS as exc:
+        except REFUSALS as exc:
             return await _refused(panel, request, me, system_id, "auto_topup", form,
                                   f"Automatic top-up not saved: {exc}")
         return _done(system_id, "auto_topup")
@@ -105,7 +104,7 @@ def routes(panel: Panel) -> list[BaseRoute]:
                 else {"system_id": system_id, "threshold": threshold})
         try:
             await panel.op(me, "credits.alert", args)
-        except _REFUSALS as exc:
+        except REFUSALS as exc:
             return await _refused(panel, request, me, system_id, "alert", form,
                                   f"Alert not saved: {exc}")
         return _done(system_id, "alert")

@@ -10,10 +10,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.admin.parsing import AdminError
+from gateway.admin.server import REFUSALS
 from gateway.web.panel import Me, Panel
 from gateway.web.senders import PER_PAGE, page_number, sentence
-from store.errors import StoreError
 
 # What the queue may decide for a pending sender.
 DECISIONS = ("enabled", "refused")
@@ -66,7 +65,7 @@ def sender_queue_routes(panel: Panel) -> list[BaseRoute]:
             args["comment"] = comment
         try:
             await panel.op(me, "sender.set_state", args)
-        except (AdminError, StoreError, ValueError, TypeError) as exc:
+        except REFUSALS as exc:
             return await show(request, me, status=400, error=sentence(exc))
         done = urlencode({"state": state, "sender": address, "system_id": system_id})
         return RedirectResponse(f"/operator/senders?{done}", status_code=303)

@@ -20,13 +20,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.admin.ops.audit import MAX_LIMIT as AUDIT_MAX
-from gateway.admin.parsing import AdminError
+from gateway.admin.server import REFUSALS
 from gateway.web.panel import Me, Panel
-from store.errors import StoreError
 
 PAGE_SIZE = 50
 # What an operation refuses as bad input: shown on the page, with the form kept.
-_REFUSALS = (AdminError, StoreError, ValueError, TypeError)
 # The notices a redirect may ask for (by code, so a link cannot make the page say more).
 _DONE = {
     "account-added": "The account was given to the customer.",
@@ -74,7 +72,7 @@ def routes(panel: Panel) -> list[Route]:
     async def act(me: Me, name: str, args: dict[str, Any]) -> Any:
         try:
             return await panel.op(me, name, args)
-        except _REFUSALS as exc:
+        except REFUSALS as exc:
             raise Refused(str(exc)) from exc
 
     def show(request: Request, name: str, section: str, status: int = 200,
@@ -90,7 +88,7 @@ def routes(panel: Panel) -> list[Route]:
         await panel.owned(me, system_id)  # every account, for an operator
         try:
             return await panel.op(me, "account.show", {"system_id": system_id})
-        except _REFUSALS as exc:
+        except REFUSALS as exc:
             raise HTTPException(404, f"No account {system_id}.") from exc
 
     # --- customers ---------------------------------------------------------------------

@@ -12,10 +12,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from auth.senders import SENDER_KINDS
-from gateway.admin.parsing import AdminError
+from gateway.admin.server import REFUSALS
 from gateway.web.accounts import shown_account
 from gateway.web.panel import Me, Panel
-from store.errors import StoreError
 
 PER_PAGE = 50
 REQUESTED_STATE = "pending"
@@ -66,7 +65,7 @@ def routes(panel: Panel) -> list[BaseRoute]:
                 "system_id": system_id, "sender": kept["sender"], "kind": kept["kind"],
                 "state": REQUESTED_STATE, "comment": kept["comment"] or None,
             })
-        except (AdminError, StoreError, ValueError, TypeError) as exc:
+        except REFUSALS as exc:
             return await show(request, me, status=400, form=kept, error=sentence(exc))
         return RedirectResponse(
             f"/accounts/{quote(system_id)}/senders?{urlencode({'requested': added['address']})}",
