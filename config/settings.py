@@ -96,7 +96,7 @@ _CREDITS = Rule(
 # short_message; the top end keeps one client from making us buffer arbitrary memory.
 _PDU_SIZE = _int_between(1024, 16 * 1024 * 1024)
 
-_UPPERCASE_CHOICES = frozenset({"sqlite_synchronous", "log_level"})
+_UPPERCASE_CHOICES = frozenset({"sqlite_synchronous", "log_level", "log_level_libraries"})
 
 # Linux sun_path is 108 bytes including the NUL; a longer socket path fails at bind time
 # with an obscure error, so say so at load time.
@@ -240,7 +240,17 @@ class Settings:
     create_demo_account: bool = True
     # Part of every message id, so nodes sharing one store never mint the same id.
     node_id: int = 0
+    # Logging: log_level for smppgw's own loggers; libraries (database drivers, the web
+    # server, Alembic) log at log_level_libraries, WARNING unless asked, since their
+    # DEBUG lines are many and may show statements and bodies. log_format "json" writes
+    # one JSON object per line for a log shipper; "text" is for people.
     log_level: str = "INFO"
+    log_level_libraries: str = "WARNING"
+    log_format: str = "text"
+    # Apply pending schema migrations at start. None (the default) means yes on SQLite
+    # (one node owns its file) and no on PostgreSQL, where an operator runs
+    # `smppgw db upgrade` once and a node refuses to start on an older schema.
+    auto_migrate: bool | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -265,6 +275,18 @@ class Settings:
         if self.admin_socket is not None:
             return self.admin_socket
         return self.state_dir / "admin.sock"
+
+    @property
+    def embedded_store(self) -> bool:
+        """True on an SQLite store (the embedded default or a configured file)."""
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def effective_auto_migrate(self) -> bool:
+        """``auto_migrate``, or: on for SQLite, off for PostgreSQL when it is not set."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.embedded_store
 
     @property
     def metrics_enabled(self) -> bool:
@@ -424,6 +446,9 @@ RULES: dict[str, Rule] = {
     "create_demo_account": _BOOL,
     "node_id": _int_between(0, 1023),
     "log_level": _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "log_level_libraries": _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "log_format": _one_of("text", "json"),
+    "auto_migrate": _optional(_BOOL),
 }
 
 
