@@ -17,10 +17,11 @@ import sys
 from pathlib import Path
 
 from config.loader import load_settings
-from config.redaction import RedactingFormatter, redact
+from config.redaction import redact
 from config.settings import ConfigError, Settings
 from gateway.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from gateway.cli.state_lock import StateDirBusy, lock_state_dir
+from gateway.logs import configure_logging
 from store.errors import StoreError
 from store.files import private_dir
 
@@ -131,11 +132,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"smppgw: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=settings.log_level, handlers=[handler])
-    # Alembic narrates every plugin at INFO; an operator wants to hear only of upgrades.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Our loggers at log_level, libraries (Alembic, the drivers) at log_level_libraries.
+    configure_logging(settings)
     raise_open_file_limit(settings.max_connections)
     try:
         import uvloop

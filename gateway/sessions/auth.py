@@ -1,8 +1,9 @@
 """Bind checks: system_id, source address, password, and throttling of guessers.
 
-Nothing is written for a refused bind. A bind first reserves its throttle keys
-(auth.throttle.BindGuard), then waits its turn for one Argon2 verification (~19 MiB,
-~18 ms) in a small thread pool. Every admitted bind is verified, against the account's
+Nothing is written to the store for a refused bind; one WARNING line says who was
+refused and why (`log_refused_bind`), never with the password. A bind first reserves its
+throttle keys (auth.throttle.BindGuard), then waits its turn for one Argon2 verification
+(~19 MiB, ~18 ms) in a small thread pool. Every admitted bind is verified, against the account's
 hash or, for an unknown, suspended or not-allowed account, a decoy hash, so answer
 times do not tell which names exist. The queue is bounded: beyond it a bind is
 throttled at once; pairs that have bound before have a queue of their own, served
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 from auth.passwords import decoy_hash, verify_password
 from auth.throttle import BindAttempt, BindGuard, BindLimits
 from pdu.codec import Pdu
-from pdu.status import CommandStatus
+from pdu.status import CommandStatus, status_name
 
 if TYPE_CHECKING:
     from gateway.accounts import Account, AccountDirectory
@@ -39,6 +40,41 @@ PROVEN_TURNS = 3
 BUSY_WAIT = 10.0
 
 _Job = tuple[asyncio.Future, str, str]
+
+# How much of a refused bind's system_id is logged. SMPP allows 15 characters; what a
+# stranger sends beyond that is no business of a log line.
+LOGGED_SYSTEM_ID = 32
+
+
+def log_refused_bind(
+    peer_ip: str, system_id: str, reason: str, status: int, *,
+    blocked: list[str] | None = None, cooldown: float = 0.0,
+    level: int = logging.WARNING, exc_info: bool = False,
+) -> None:
+    """The one line of a refused bind, fixed in form for fail2ban and the like:
+
+    ``bind refused: peer=<ip> system_id=<repr> reason=<label> status=<name>``
+
+    `reason` is the label `smppgw_bind_failures_total` counts, `status` the command_status
+    sent (with uniform_bind_failure, ESME_RBINDFAIL whatever the reason). The system_id
+    is the client's, so it is cut and repr-escaped: it cannot end the line or forge one,
+    and it comes after `peer=`, which a filter anchors on. `blocked` names the throttle
+    keys this failure has just closed for `cooldown` seconds (`` blocked=pair/address
+    cooldown=300s`` is appended). The same values go out as `extra` fields for JSON.
+    """
+    shown = system_id[:LOGGED_SYSTEM_ID]
+    cut = "..." if len(system_id) > LOGGED_SYSTEM_ID else ""
+    status_text = status_name(status)
+    extra: dict[str, object] = {
+        "peer": peer_ip, "system_id": shown, "reason": reason, "status": status_text,
+    }
+    tail = ""
+    if blocked:
+        extra["blocked"] = "/".join(blocked)
+        extra["cooldown_seconds"] = round(cooldown)
+        tail = f" blocked={extra['blocked']} cooldown={cooldown:.0f}s"
+    log.log(level, "bind refused: peer=%s system_id=%r%s reason=%s status=%s%s",
+            peer_ip, shown, cut, reason, status_text, tail, extra=extra, exc_info=exc_info)
 
 
 class PasswordChecks:
@@ -208,15 +244,15 @@ class Authenticator:
 
         attempt = await self._admit(system_id, peer_ip, listed)
         if attempt is None:
-            self._metrics.bind_failures.labels("throttled").inc()
-            return CommandStatus.ESME_RBINDTHROTTLED, None
+            return self._refused(system_id, peer_ip, "throttled",
+                                 CommandStatus.ESME_RBINDTHROTTLED)
         try:
             hashed = self._decoy if refusal is not None else account.password_hash
             verified = self._checks.submit(hashed, bind.password, proven=attempt.proven)
             if verified is None:
                 attempt.abandoned()
-                self._metrics.bind_failures.labels("checks_queue_full").inc()
-                return CommandStatus.ESME_RBINDTHROTTLED, None
+                return self._refused(system_id, peer_ip, "checks_queue_full",
+                                     CommandStatus.ESME_RBINDTHROTTLED)
             try:
                 ok = await verified
             except BaseException:
@@ -230,14 +266,19 @@ class Authenticator:
             self._wake_waiters()
         if self.on_failure is not None:
             self.on_failure(system_id, peer_ip, attempt.counted_account)
-        if blocked:
-            log.warning("binds throttled for %.0f s after failures: %s of system_id %r from %s",
-                        self.guard.limits.cooldown, "/".join(blocked), system_id, peer_ip)
         reason = refusal or "bad_password"
+        status = CommandStatus.ESME_RBINDFAIL if self._uniform else _STATUS[reason]
+        # Keys this failure closed are said on its own line: one line per refused bind.
+        return self._refused(system_id, peer_ip, reason, status, blocked=blocked)
+
+    def _refused(
+        self, system_id: str, peer_ip: str, reason: str, status: int, *,
+        blocked: list[str] | None = None,
+    ) -> tuple[int, None]:
         self._metrics.bind_failures.labels(reason).inc()
-        if self._uniform:
-            return CommandStatus.ESME_RBINDFAIL, None
-        return _STATUS[reason], None
+        log_refused_bind(peer_ip, system_id, reason, status, blocked=blocked,
+                         cooldown=self.guard.limits.cooldown)
+        return status, None
 
 
 _STATUS = {

@@ -6,12 +6,15 @@ submit goes to the submit pipeline, query/cancel/replace to the operations, rece
 and MOs go out as deliver_sm in the link's window and their answers back to the
 delivery tracker. Nothing awaits on the hot path: a submit hands a future to the
 store and the answer is written from its callback. A connection beyond the registry's
-limits (in all, per address) is aborted as it is accepted, before any SMPP.
+limits (in all, per address) is aborted as it is accepted, before any SMPP. A refused
+bind logs one WARNING (sessions.auth.log_refused_bind); a bound session one INFO line when
+it binds and one when it unbinds or its connection goes, never one per PDU.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.link_protocol import LinkProtocol
+from gateway.sessions.auth import log_refused_bind
 from gateway.sessions.limits import TokenBucket
 from pdu.codec import CommandId, Pdu
 from pdu.link import (
@@ -53,6 +57,9 @@ INTERFACE_VERSION_50 = 0x50
 _CONGESTION_REPORTED = frozenset(
     {CommandId.SUBMIT_SM, CommandId.DATA_SM, CommandId.SUBMIT_MULTI}
 )
+# Numbers of this process's customer connections, so that a session's bound and ended
+# lines can be paired in the log.
+_SESSION_NUMBERS = itertools.count(1)
 
 
 class Delivery(Protocol):
@@ -116,6 +123,10 @@ class CustomerSession(LinkProtocol):
         self._queue: deque[Delivery] = deque()
         # The bind type while bound (the gauge and the registry are told when it ends).
         self._bound_as: str | None = None
+        self.number = next(_SESSION_NUMBERS)
+        self._bound_at = 0.0
+        # Why the connection ends, when we end it (for the line of a session closed bound).
+        self._ended_by_us = ""
 
     # --- what the rest of the gateway sees ----------------------------------------------
 
@@ -204,7 +215,12 @@ class CustomerSession(LinkProtocol):
     def on_lost(self, awaiting: list[tuple[int, Any]], exc: Exception | None) -> None:
         services = self.services
         services.registry.discard(self)
-        self._left()
+        if self._ended_by_us:
+            self._left("closed", "gateway", self._ended_by_us)
+        elif exc is not None:
+            self._left("closed", "peer", f"connection lost: {exc}")
+        else:
+            self._left("closed", "peer", "connection closed by the peer")
         # Whatever was sent and not acknowledged goes back to the store's retry.
         unacked = [context for _, context in awaiting if context is not None]
         unacked += self._queue
@@ -218,6 +234,7 @@ class CustomerSession(LinkProtocol):
 
     def on_dropped(self, cause: str) -> None:
         self.services.metrics.connections_dropped.labels(cause).inc()
+        self._ended_by_us = f"dropped: {cause}"
 
     def handle_event(self, event: Any) -> None:
         kind = type(event)
@@ -232,10 +249,10 @@ class CustomerSession(LinkProtocol):
             self.services.deliveries.returned([event.context])
             self.link.close("deliver_sm unanswered")
         elif kind is Unbound:
-            log.info("%s: %s", self.peer, event.reason)
-            self._left()
+            self._left("unbound", "peer" if event.by_peer else "gateway", event.reason)
         elif kind is Closed:
             log.debug("%s: closing: %s", self.peer, event.reason)
+            self._ended_by_us = self._ended_by_us or event.reason
             if not self.outbind_result.done():
                 self.outbind_result.set_result(False)
 
@@ -261,25 +278,24 @@ class CustomerSession(LinkProtocol):
             status, account = await services.authenticator.check(
                 pdu, self.peer_ip, outbind_for=self.outbind_for
             )
-        except Exception:
-            log.exception("%s: bind check failed", self.peer)
-            status, account = CommandStatus.ESME_RSYSERR, None
+        except Exception:  # noqa: BLE001  (logged with its traceback just below)
+            # The refusal's one line, at ERROR and with the traceback: our fault, not theirs.
+            status = self._refuse_bind(pdu, "error", CommandStatus.ESME_RSYSERR,
+                                       level=logging.ERROR, exc_info=True)
+            account = None
         if self.link.state is not State.BINDING:
             return  # the connection went away meanwhile
         state = BIND_STATE[pdu.command_id]
         if not status and self.outbind_for is not None and state not in RECEIVING_STATES:
             # outbind asks the ESME to receive (SMPP 3.4 2.2.1): not to transmit here.
-            status = CommandStatus.ESME_RINVBNDSTS
+            status = self._refuse_bind(pdu, "outbind_not_receiver",
+                                       CommandStatus.ESME_RINVBNDSTS)
         if not status and not services.registry.bind_slot_free(account, state):
-            services.metrics.bind_failures.labels("bind_limit").inc()
-            status = CommandStatus.ESME_RBINDFAIL
+            status = self._refuse_bind(pdu, "bind_limit", CommandStatus.ESME_RBINDFAIL)
         if not status:
             # The same limit on every node of the store (registered if there is room).
             if not await services.presence.bind(self, account, BIND_TYPE[state]):
-                services.metrics.bind_failures.labels("bind_limit").inc()
-                status = CommandStatus.ESME_RBINDFAIL
-                log.info("%s: bind of %s refused: its bind limit (%d) is reached on the "
-                         "cluster", self.peer, account.system_id, account.bind_limit)
+                status = self._refuse_bind(pdu, "bind_limit", CommandStatus.ESME_RBINDFAIL)
             elif self.link.state is not State.BINDING:
                 services.presence.unbound(self)  # the connection went away meanwhile
                 return
@@ -300,17 +316,41 @@ class CustomerSession(LinkProtocol):
         self.account = account
         self.rate = TokenBucket(account.throughput)
         self._bound_as = self.link.bind_type
+        self._bound_at = self.loop.time()
         services.metrics.sessions_bound.labels(self._bound_as).inc()
-        log.info("%s: bound as %s for %s", self.peer, self.bind_type, account.system_id)
+        log.info("session bound: session=%d system_id=%s peer=%s bind_type=%s", self.number,
+                 account.system_id, self.peer, self._bound_as,
+                 extra={"session": self.number, "system_id": account.system_id,
+                        "peer": self.peer, "bind_type": self._bound_as})
         services.registry.add_bound(self)
         if not self.outbind_result.done():
             self.outbind_result.set_result(True)
 
-    def _left(self) -> None:
-        """The session is no longer bound (unbind either way, or the connection went)."""
-        if self._bound_as is None:
+    def _refuse_bind(
+        self, pdu: Pdu, reason: str, status: int, *, level: int = logging.WARNING,
+        exc_info: bool = False,
+    ) -> int:
+        """A refusal decided here rather than by the authenticator (which counts and
+        logs its own): counted under `reason` and logged, once. Returns `status`."""
+        self.services.metrics.bind_failures.labels(reason).inc()
+        log_refused_bind(self.peer_ip, pdu.system_id, reason, status, level=level,
+                         exc_info=exc_info)
+        return status
+
+    def _left(self, how: str, by: str, reason: str) -> None:
+        """The session is no longer bound: `how` is "unbound" (an unbind either way) or
+        "closed" (the connection went while bound), `by` "peer" or "gateway"."""
+        bound_as = self._bound_as
+        if bound_as is None:
             return
-        self.services.metrics.sessions_bound.labels(self._bound_as).dec()
+        bound_for = self.loop.time() - self._bound_at
+        log.info("session %s: session=%d system_id=%s peer=%s bind_type=%s bound_for=%.1fs "
+                 "by=%s reason=%s", how, self.number, self.system_id, self.peer, bound_as,
+                 bound_for, by, reason,
+                 extra={"session": self.number, "system_id": self.system_id,
+                        "peer": self.peer, "bind_type": bound_as,
+                        "bound_seconds": round(bound_for, 3), "by": by, "reason": reason})
+        self.services.metrics.sessions_bound.labels(bound_as).dec()
         self._bound_as = None
         self.services.registry.remove_bound(self)
         self.services.presence.unbound(self)

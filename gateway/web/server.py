@@ -34,8 +34,10 @@ class WebServer:
         return self._certfile is not None
 
     async def start(self) -> tuple[str, int]:
+        # log_config=None, log_level=None: uvicorn's lines go through the gateway's own
+        # handler (format, redaction) at log_level_libraries instead of its own handlers.
         config = uvicorn.Config(
-            self._app, lifespan="off", log_level="warning", access_log=False,
+            self._app, lifespan="off", log_config=None, log_level=None, access_log=False,
             server_header=False, proxy_headers=False,
             ssl_certfile=str(self._certfile) if self._certfile else None,
             ssl_keyfile=str(self._keyfile) if self._keyfile else None,
