@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from config.errors import ConfigError
+from config.errors import ConfigError, ConfigErrors, raise_if_any
 from config.settings import RULES, Settings, setting_types
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,33 @@ def load_settings(
 
     ``overrides``: setting name to value, as parsed CLI flags; None values are skipped
     (flag not given). String values for non-string settings are converted as for ``env``.
+
+    Every bad value found is reported at once: several mistakes raise `ConfigErrors`
+    (a ConfigError) listing each with its source. A file that cannot be read or parsed
+    is reported alone.
     """
+    return load_settings_with_sources(config_file, env=env, overrides=overrides)[0]
+
+
+def load_settings_with_sources(
+    config_file: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Settings, dict[str, str]]:
+    """`load_settings`, and where each setting's value came from: a dict with every
+    `Settings` field, mapped to ``"default"``, the config file's path, the environment
+    variable (``SMPPGW_SMPP_PORT``) or ``"command line"``."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    errors: list[ConfigError] = []
+
+    def refuse(name: str, error: ConfigError) -> None:
+        # A bad value is reported, and no lower-precedence value stands in for it.
+        errors.append(error)
+        values.pop(name, None)
+        sources.pop(name, None)
 
     if config_file is None and env.get(CONFIG_FILE_ENV, "").strip():
         config_file = Path(env[CONFIG_FILE_ENV].strip())
@@ -72,7 +95,8 @@ def load_settings(
         path = Path(config_file)
         for key, value in _read_toml(path).items():
             if key not in RULES:
-                raise _unknown_key(key, value, source=str(path))
+                errors.append(_unknown_key(key, value, source=str(path)))
+                continue
             values[key] = value
             sources[key] = str(path)
 
@@ -82,28 +106,41 @@ def load_settings(
         suffix = var[len(ENV_PREFIX) :]
         name = suffix.lower()
         if name in REMOVED and suffix == suffix.upper():
-            raise _unknown_key(name, env[var], source=var)
+            errors.append(_unknown_key(name, env[var], source=var))
+            continue
         if name not in RULES or suffix != suffix.upper():
             log.warning("ignoring %s", _unknown_env(var))
             continue
-        values[name] = parse_value(name, env[var], source=var)
-        sources[name] = var
+        try:
+            values[name] = parse_value(name, env[var], source=var)
+            sources[name] = var
+        except ConfigError as exc:
+            refuse(name, exc)
 
     for name, value in (overrides or {}).items():
         if value is None:
             continue
         source = "command line"
         if name not in RULES:
-            raise _unknown_key(name, value, source=source)
-        if isinstance(value, str) and setting_types()[name][0] is not str:
-            value = parse_value(name, value, source=source)
-        values[name] = value
-        sources[name] = source
+            errors.append(_unknown_key(name, value, source=source))
+            continue
+        try:
+            if isinstance(value, str) and setting_types()[name][0] is not str:
+                value = parse_value(name, value, source=source)
+            values[name] = value
+            sources[name] = source
+        except ConfigError as exc:
+            refuse(name, exc)
 
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ConfigError as exc:
-        raise exc.with_source(sources.get(exc.setting or "")) from None
+        # The values that failed on their own are left out above, so what is reported
+        # here is new: each error gets the source of the setting it names.
+        errors.append(exc.with_sources(sources.get))
+        raise ConfigErrors(errors) from None
+    raise_if_any(errors)
+    return settings, {f.name: sources.get(f.name) or "default" for f in fields(Settings)}
 
 
 def parse_value(name: str, text: str, *, source: str | None = None) -> Any:

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from config.errors import ConfigError
+from config.errors import ConfigError, raise_if_any
 
 # --- rules: what each value must be, said once for both the check and the message ------
 
@@ -253,13 +253,24 @@ class Settings:
     auto_migrate: bool | None = None
 
     def __post_init__(self) -> None:
+        # Every bad field at once (ConfigErrors), so a file is fixed in one round.
+        errors: list[ConfigError] = []
         for f in fields(self):
             given = getattr(self, f.name)
             value = _coerce(f.name, given)
             object.__setattr__(self, f.name, value)
             rule = RULES[f.name]
             if not rule.check(value):
-                raise ConfigError(f"must be {rule.expect}", setting=f.name, value=given)
+                errors.append(ConfigError(f"must be {rule.expect}", setting=f.name, value=given))
+        if not {e.setting for e in errors} & {"upstreams", "routes", "upstream_url"}:
+            from config.upstreams import resolve
+
+            # Connector and route mistakes surface at load time, not at the first message.
+            try:
+                resolve(self.upstreams, self.routes, self.upstream_url)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise_if_any(errors)
         self._check_consistency()
 
     @property
@@ -297,10 +308,6 @@ class Settings:
         return self.tls_port is not None
 
     def _check_consistency(self) -> None:
-        from config.upstreams import resolve
-
-        # Connector and route mistakes surface at load time, not at the first message.
-        resolve(self.upstreams, self.routes, self.upstream_url)
         if self.tls_port is not None:
             missing = [n for n in ("tls_cert", "tls_key") if getattr(self, n) is None]
             if missing:
@@ -433,7 +440,7 @@ RULES: dict[str, Rule] = {
         lambda v: isinstance(v, tuple) and all(not isinstance(r, str) for r in v),
     ),
     "upstream_url": _optional(
-        Rule("an smpp://system_id:password@host:port URL",
+        Rule("an smpp:// (or smpps://) URL naming the system_id, password, host and port",
              lambda v: isinstance(v, str) and v.startswith(("smpp://", "smpps://")))
     ),
     "outbox_retry_min": _positive("seconds"),

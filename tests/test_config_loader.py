@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from config import ConfigError, Settings, load_settings
-from config.loader import parse_value
+from config.errors import ConfigErrors
+from config.loader import load_settings_with_sources, parse_value
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -305,3 +307,64 @@ def test_parse_value_by_type() -> None:
     assert parse_value("tls_cert", "a.pem") == Path("a.pem")
     assert parse_value("tls_cert", "") is None
     assert parse_value("smpp_host", " ::1 ") == "::1"
+
+
+# --- every mistake at once, and where each value came from ---------------------------------
+
+
+
+def test_three_bad_values_in_a_file_are_three_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, 'smpp_port = "x"\ncolour = 1\nnode_id = 5000\n'
+                           'uniform_bind_failure = "yes"\n')
+    with pytest.raises(ConfigErrors) as caught:
+        load_settings(path, env={})
+    messages = caught.value.messages
+    assert len(messages) == 4
+    assert messages[0] == f"unknown setting 'colour' (from {path})"
+    assert any(m.startswith("smpp_port: must be an integer") for m in messages)
+    assert any(m.startswith("node_id: must be an integer") for m in messages)
+    assert any(m.startswith("uniform_bind_failure: must be true or false") for m in messages)
+    assert all(m.endswith(f"(from {path})") for m in messages)
+    assert str(caught.value).startswith("4 problems:\n  unknown setting 'colour'")
+
+
+def test_errors_from_file_environment_and_command_line_come_together(tmp_path: Path) -> None:
+    path = write(tmp_path, "node_id = 5000\n[[upstreams]]\nname = 'a'\nport = 'x'\n"
+                           "system_id = 'acme'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={"SMPPGW_SMPP_PORT": "abc"}, overrides={"web_port": "w"})
+    messages = caught.value.messages
+    assert "smpp_port: must be an integer between 0 and 65535 (0 picks a free port), "\
+           "got 'abc' (from SMPPGW_SMPP_PORT)" in messages
+    assert any(m.startswith("web_port: ") and m.endswith("(from command line)")
+               for m in messages)
+    assert f"node_id: must be an integer between 0 and 1023, got 5000 (from {path})" \
+        in messages
+    assert f"upstreams[0] 'a'.port: must be an integer between 1 and 65535, got 'x' " \
+           f"(from {path})" in messages
+    assert len(messages) == 4
+
+
+def test_a_bad_environment_value_is_not_replaced_by_the_file_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "smpp_port = 2800\n")
+    with pytest.raises(ConfigError, match=r"^smpp_port: .*\(from SMPPGW_SMPP_PORT\)$"):
+        load_settings(path, env={"SMPPGW_SMPP_PORT": "x"})
+
+
+def test_sources_name_default_file_environment_and_command_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "smpp_port = 2800\nnode_id = 1\n[[upstreams]]\nname = 's'\n"
+                           "type = 'simulator'\n")
+    settings, sources = load_settings_with_sources(
+        path, env={"SMPPGW_NODE_ID": "2", "SMPPGW_LOG_LEVEL": "debug"},
+        overrides={"metrics_port": -1, "web_port": None})
+    assert (settings.smpp_port, settings.node_id, settings.metrics_port) == (2800, 2, -1)
+    assert sources["smpp_port"] == str(path)
+    assert sources["upstreams"] == str(path)
+    assert sources["node_id"] == "SMPPGW_NODE_ID"
+    assert sources["log_level"] == "SMPPGW_LOG_LEVEL"
+    assert sources["metrics_port"] == "command line"
+    assert sources["web_port"] == "default" and sources["bind_timeout"] == "default"
+    assert set(sources) == {f.name for f in fields(Settings)}
+    assert load_settings(path, env={"SMPPGW_NODE_ID": "2"}) == settings.__class__(
+        **{**{f.name: getattr(settings, f.name) for f in fields(Settings)},
+           "log_level": "INFO", "metrics_port": 9775})

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from config.redaction import RedactingFormatter, redact
+from config.redaction import RedactingFormatter, redact, redact_url
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,22 @@ def test_formatter_redacts_arguments_and_tracebacks() -> None:
     text = formatter.format(record)
     assert "s3cret" not in text
     assert "smpp://acme:***@10.0.0.7" in text and "ConnectionError" in text
+
+
+# --- redact_url: one value known to be a URL, taken apart ----------------------------------
+
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("smpp://acme:s3 cr'et@h:2775", "smpp://acme:***@h:2775"),
+        ("smpp://acme:s3c@r/e#t@h:x?window=1", "smpp://acme:***@h:x?window=1"),
+        ("postgresql://db/x?user=gw&password=s3 cret&ssl=1", "postgresql://db/x?user=gw&password=***&ssl=1"),
+        ("acme:s3cret@host:2775", "acme:***@host:2775"),
+        ("smpp://acme@h:2775", "smpp://acme@h:2775"),
+        ("sqlite+aiosqlite:///var/smppgw.db", "sqlite+aiosqlite:///var/smppgw.db"),
+    ],
+)
+def test_redact_url_masks_any_password_whole(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
