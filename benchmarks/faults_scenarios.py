@@ -50,7 +50,7 @@ from benchmarks.faults_processes import (
 )
 from benchmarks.load import Load, percentiles
 from benchmarks.loadgen import raise_nofile_limit, run
-from benchmarks.processes import child_env, read_rss, scrape
+from benchmarks.processes import applicable, child_env, read_rss, scrape
 from pdu.status import status_name
 
 # The gateway's deliver_sm window towards a customer session (gateway.app.DELIVER_WINDOW):
@@ -339,8 +339,10 @@ def scenario_postgres(ctx: RunContext) -> Outcome:
         database = f"smppgw_fault_{secrets.token_hex(4)}"
         pg.psql(f"CREATE DATABASE {database}")
         with simulator(ctx, "--latency-ms", "50") as sim:
+            # auto_migrate: PostgreSQL nodes do not migrate a new database unless told.
             settings = _load_settings(2, 50, upstream_url=sim.url(window=50, throughput=100000),
-                                      database_url=pg.url(database))
+                                      database_url=pg.url(database),
+                                      **applicable({"auto_migrate": "true"}, ctx))
             with gateway_process(ctx, settings) as gw:
                 account = create_account(gw.admin, CREDITS)
                 result = run(_pg_run(gw, pg, account, spec))

@@ -284,7 +284,8 @@ def gateway_database_url(server: str, database: str) -> str:
 @contextmanager
 def postgres_database(server: str, label: str) -> Iterator[str]:
     """A new, empty database on `server`, dropped on every exit (with whatever is still
-    connected to it); yields the URL a gateway takes, which migrates it at start."""
+    connected to it); yields the URL a gateway takes, which migrates it at start when
+    its auto_migrate is on (scenario 9 sets it)."""
     name = f"smppgw_bench_{label}_{secrets.token_hex(4)}"
     _pg_call(server, f"CREATE DATABASE {name}")
     try:

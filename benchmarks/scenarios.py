@@ -618,8 +618,10 @@ def scenario_cluster(ctx: RunContext) -> Outcome:
         reason = f"skipped: PostgreSQL not reachable at {PG_SERVER} ({exc})"
         return Outcome({"skipped": reason}, reason, None, skipped=reason)
     spec = LOADS["cluster"][ctx.size]
+    # auto_migrate: the first node migrates each new database (PostgreSQL nodes do not
+    # unless told; the revision measured migrates with its own code).
     settings = {**_throughput_settings(spec, ctx),
-                **applicable({"create_demo_account": "false"}, ctx)}
+                **applicable({"create_demo_account": "false", "auto_migrate": "true"}, ctx)}
     result: dict[str, Any] = {"postgresql_server": PG_SERVER, "postgresql": facts}
     for label, nodes in (("one_node", 1), ("two_nodes", 2)):
         with postgres_database(PG_SERVER, label) as url:

@@ -1,7 +1,9 @@
 """The demo account a fresh install starts with, so the first bind needs no admin step.
 
 It is created through the admin socket's own `account.create`, as an operator would,
-so it is validated and audited like any other account.
+so it is validated and audited like any other account. Only on the embedded default
+store (no database_url): a store an operator configured (shared PostgreSQL above all)
+gets no account with a known-to-be-printed password and free credits.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ DEMO_SENDERS = ["ovh", "ovh123", "33700000000"]
 async def ensure_demo_account(
     admin: AdminServer, settings: Settings, directory: AccountDirectory
 ) -> dict | None:
-    """Create the demo account on an empty store; return it (with its password) if created."""
-    if not settings.create_demo_account or len(directory):
+    """Create the demo account on an empty embedded store; return it (with its password)
+    if created."""
+    if not settings.create_demo_account or settings.database_url is not None:
+        return None
+    if len(directory):
         return None
     request = {
         "op": "account.create",

@@ -120,3 +120,21 @@ class CustomerExists(StoreError):
     def __init__(self, email: str) -> None:
         super().__init__(f"a customer with e-mail {email!r} already exists")
         self.email = email
+
+
+class SchemaNotAtHead(StoreError):
+    """The store's schema is not the one this code needs (behind, empty or newer), and
+    this node is not to migrate it; the message says what the operator should do."""
+
+    def __init__(self, state: object, message: str) -> None:
+        super().__init__(message)
+        self.state = state  # a store.engine.SchemaState
+
+
+class AccountNotEmpty(StoreError):
+    """An account cannot be deleted yet: messages in flight, or credits left."""
+
+    def __init__(self, system_id: str, reason: str) -> None:
+        super().__init__(f"account {system_id!r} cannot be deleted: {reason}")
+        self.system_id = system_id
+        self.reason = reason

@@ -17,9 +17,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.engine import make_engine, migrate
+from store.engine import alembic_config, make_engine, migrate, writer
 from store.invariants import ledger_violations
 from store.writer import NewMessage, StoreWriter
 
@@ -102,8 +104,9 @@ async def blank_db(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterat
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def gateway_store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
     """A database_url for whole gateways (in this process or as `smppgw serve`): an
-    SQLite file, or a PostgreSQL database of its own, created empty and dropped after
-    the test (a gateway process cannot be handed a search_path)."""
+    SQLite file, or a PostgreSQL database of its own, created and migrated (as an
+    operator runs `smppgw db upgrade`: nodes do not migrate PostgreSQL themselves) and
+    dropped after the test (a gateway process cannot be handed a search_path)."""
     if request.param == "sqlite":
         (tmp_path / "db").mkdir(exist_ok=True)
         yield f"sqlite+aiosqlite:///{tmp_path / 'db' / 'smppgw.db'}"
@@ -119,7 +122,9 @@ async def gateway_store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncI
     finally:
         await conn.close()
     try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+        url = PG_URL.rsplit("/", 1)[0] + "/" + name
+        await migrate(url)
+        yield url
     finally:
         conn = await asyncpg.connect(server)
         try:
@@ -149,8 +154,8 @@ async def make_writer(store_db: StoreDB) -> AsyncIterator[MakeWriter]:
         return writer
 
     yield make
-    for writer in made:
-        await writer.stop()
+    for made_writer in made:
+        await made_writer.stop()
 
 
 @pytest.fixture
@@ -190,3 +195,16 @@ def new_message(
     }
     values.update(overrides)
     return NewMessage(**values)
+
+
+async def run_alembic(db: StoreDB, action: str, target: str) -> None:
+    """`alembic upgrade|downgrade TARGET` on a test database, as the migration tests
+    step through revisions."""
+    cfg = alembic_config()
+
+    def run(sync_conn: sa.Connection) -> None:
+        cfg.attributes["connection"] = sync_conn
+        getattr(command, action)(cfg, target)
+
+    async with writer(db.engine).begin() as conn:
+        await conn.run_sync(run)

@@ -19,6 +19,8 @@ import pytest
 import sqlalchemy as sa
 from store_fixtures import PG_URL
 
+from store.engine import migrate
+
 SMPPGW = [sys.executable, "-m", "gateway.cli"]
 SECRET = "s3cret"
 
@@ -86,7 +88,8 @@ def _free_port() -> int:
 
 async def _scratch_pg_database() -> sa.URL:
     """A database of its own on the test PostgreSQL, reached with a password in the URL
-    (any password passes a server that trusts local connections); skip without one."""
+    (any password passes a server that trusts local connections), migrated as an
+    operator would before starting a node on it; skip without one."""
     base = sa.make_url(PG_URL)
     if base.password is None:
         base = base.set(password=SECRET)
@@ -100,6 +103,7 @@ async def _scratch_pg_database() -> sa.URL:
         await conn.execute(f'CREATE DATABASE "{url.database}"')
     finally:
         await conn.close()
+    await migrate(url.render_as_string(hide_password=False))
     return url
 
 

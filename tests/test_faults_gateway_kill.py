@@ -11,6 +11,7 @@ import asyncio
 from collections import Counter
 
 import store_fixtures
+from cluster_helpers import Node
 from delivery_helpers import Esme, GatewayProcess, SimProcess, submit_pdu, wait_for
 from sqlalchemy import select
 
@@ -18,7 +19,7 @@ from store import tables
 from store.engine import make_engine
 from store.invariants import ledger_violations
 
-SENDER = "ovh"  # one of the demo account's enabled senders
+SENDER = "ovh"
 
 # On SQLite and on PostgreSQL.
 gateway_store = store_fixtures.gateway_store
@@ -53,7 +54,9 @@ async def test_sigkill_under_load_loses_no_acknowledged_message_and_charges_once
            "SMPPGW_DATABASE_URL": gateway_store}
     state = tmp_path / "gw"
     gw = GatewayProcess(state, env).start()
-    account = {"system_id": gw.info["system_id"], "password": gw.info["password"]}
+    # A configured store gets no demo account: the operator creates one.
+    account = await Node(gw).admin("account", "create", "--credits", "1000", "--allow-ip",
+                                   "127.0.0.1", "--sender", SENDER)
     try:
         esme = await Esme.bind(*gw.endpoint, account)
         acked: set[str] = set()

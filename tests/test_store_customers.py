@@ -9,16 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 import store_fixtures
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from store_fixtures import StoreDB
+from store_fixtures import StoreDB, run_alembic
 
 from auth.tokens import new_token, token_hash
 from store import tables
 from store.accounts import AccountStore
 from store.customers import CustomerStore, normalise_email
-from store.engine import alembic_config, writer
+from store.engine import writer
 from store.errors import AccountNotFound, CustomerExists, CustomerNotFound
 
 store_db = store_fixtures.store_db
@@ -449,17 +448,6 @@ async def test_a_token_needs_a_customer_and_a_name(customers: CustomerStore) -> 
 # -- migration 0009 -------------------------------------------------------------------
 
 
-async def _alembic(db: StoreDB, action: str, target: str) -> None:
-    cfg = alembic_config()
-
-    def run(sync_conn: sa.Connection) -> None:
-        cfg.attributes["connection"] = sync_conn
-        getattr(command, action)(cfg, target)
-
-    async with writer(db.engine).begin() as conn:
-        await conn.run_sync(run)
-
-
 async def _table_names(db: StoreDB) -> set[str]:
     async with db.engine.connect() as conn:
         return set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
@@ -470,24 +458,24 @@ def _diff(sync_conn: sa.Connection) -> list[object]:
 
 
 async def test_0009_adds_the_customer_tables_and_downgrades_to_0008(blank_db: StoreDB) -> None:
-    await _alembic(blank_db, "upgrade", "0008")
+    await run_alembic(blank_db, "upgrade", "0008")
     assert not CUSTOMER_TABLES & await _table_names(blank_db)
     async with blank_db.engine.begin() as conn:
         await conn.execute(tables.accounts.insert().values(
             id=1, system_id="acme", password_hash="h", created_at=T0, updated_at=T0))
-    await _alembic(blank_db, "upgrade", "0009")
+    await run_alembic(blank_db, "upgrade", "0009")
     assert CUSTOMER_TABLES <= await _table_names(blank_db)
     customers = CustomerStore(blank_db.engine)
     ann = await _customer(customers)
     assert await customers.add_account(ann, "acme")
-    await _alembic(blank_db, "downgrade", "0008")
+    await run_alembic(blank_db, "downgrade", "0008")
     assert not CUSTOMER_TABLES & await _table_names(blank_db)
     async with blank_db.engine.connect() as conn:
         version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
         accounts = (await conn.exec_driver_sql("SELECT system_id FROM accounts")).all()
     assert [tuple(v) for v in version] == [("0008",)]
     assert [tuple(a) for a in accounts] == [("acme",)]
-    await _alembic(blank_db, "upgrade", "heads")
+    await run_alembic(blank_db, "upgrade", "heads")
     async with blank_db.engine.connect() as conn:
         assert await conn.run_sync(_diff) == []
     assert await customers.list_all() == []
