@@ -1,4 +1,5 @@
-"""Prometheus metrics of one gateway, and the small HTTP endpoint that serves them.
+"""Prometheus metrics of one gateway, and the small HTTP endpoint that serves them
+(/metrics, and /healthz and /readyz for the service manager and the load balancer).
 
 Each Gateway owns its own CollectorRegistry (no module globals, so tests can run
 several gateways in one process). Label values come from closed sets: command names
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
@@ -17,6 +19,9 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import (
@@ -25,7 +30,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from gateway.version import PYTHON, VERSION
 from pdu.codec import CommandId
+from pdu.receipt import MessageState
 from pdu.status import status_name
 
 log = logging.getLogger(__name__)
@@ -192,10 +199,39 @@ LATENCY_BUCKETS = (
 COMMIT_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
+# How each MT message ended, as `smppgw_mt_final_total` says it: the state (SMPP
+# message_state, lower case) and what decided it.
+ENDED_BY = (
+    "upstream_receipt",  # the upstream's delivery receipt
+    "expired",           # its validity ended before an upstream took it
+    "no_route",          # no route to its destination any more
+    "upstream_refused",  # an upstream refused it for good
+    "stop_listed",       # its recipient said STOP (accepted free, ended at once)
+    "cancelled",         # cancel_sm
+    "replaced",          # a submit_sm with replace_if_present_flag took its place
+)
+MT_REFUSED_REASONS = ("throttled", "invalid", "no_credit", "store_error")
+# The commonest refusals of a bind (gateway.sessions.auth), shown at 0 from the start.
+BIND_FAILURE_REASONS = ("bad_password", "unknown_system_id", "ip_not_allowed", "suspended",
+                        "throttled", "bind_limit")
+_STATE_LABELS = {int(s): s.name.lower() for s in MessageState}
+
+
 class GatewayMetrics:
+    """Every series of one gateway. A message is counted once per stage it passes
+    (accepted, handed upstream, ended...), in a counter of that stage, so each one's
+    rate means something on its own."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # What every Prometheus client library exports: process_* (memory, CPU, open
+        # files) and python_info, python_gc_*.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Gauge("smppgw_build_info", "The running smppgw: its version and Python's; always 1",
+              ["version", "python"], registry=r).labels(VERSION, PYTHON).set(1)
         self.sessions_bound = CachedLabels(Gauge(
             "smppgw_sessions_bound", "SMPP sessions currently bound", ["bind_type"], registry=r
         ))
@@ -207,8 +243,42 @@ class GatewayMetrics:
         self.credits_debited = FastCounter(
             "smppgw_credits_debited_total", "Credits debited for accepted messages"
         )
-        self.messages = FastCounter(
-            "smppgw_messages_total", "Messages by direction and outcome", ["direction", "outcome"]
+        # The MT path, one counter per stage.
+        self.mt_accepted = FastCounter(
+            "smppgw_mt_accepted_total",
+            "MT messages accepted: stored (and debited) before their submit was answered"
+            " ESME_ROK; one per destination of a submit_multi",
+        )
+        self.mt_refused = FastCounter(
+            "smppgw_mt_refused_total",
+            "MT messages refused at submit, by reason (throttled, invalid, no_credit,"
+            " store_error); smppgw_pdus_total has the command_status each was answered",
+            ["reason"],
+        )
+        self.mt_handed_upstream = FastCounter(
+            "smppgw_mt_handed_upstream_total",
+            "MT messages an upstream took (its submit_sm_resp said ESME_ROK)",
+        )
+        self.mt_upstream_retries = FastCounter(
+            "smppgw_mt_upstream_retries_total",
+            "Hand-overs to an upstream that failed for now; the message is tried again later",
+        )
+        self.mt_final = FastCounter(
+            "smppgw_mt_final_total",
+            "MT messages ended, each counted once: by final message_state and what decided"
+            " it (upstream_receipt, expired, no_route, upstream_refused, stop_listed,"
+            " cancelled, replaced)",
+            ["state", "cause"],
+        )
+        # The MO path.
+        self.mo_received = FastCounter(
+            "smppgw_mo_received_total",
+            "MO messages from upstreams stored for their account (acknowledged upstream)",
+        )
+        self.mo_refused = FastCounter(
+            "smppgw_mo_refused_total",
+            "MO messages from upstreams refused, by reason (no_owner: no account owns the"
+            " number)", ["reason"],
         )
         self.bind_failures = Counter(
             "smppgw_bind_failures_total", "Refused binds by reason", ["reason"], registry=r
@@ -244,9 +314,6 @@ class GatewayMetrics:
             ["outcome"],
             registry=r,
         )
-        self.batch_size = Gauge(
-            "smppgw_last_commit_batch_messages", "Messages in the last group commit", registry=r
-        )
         self.submit_latency = FastHistogram(
             "smppgw_submit_latency_seconds",
             "From a submit_sm read to its submit_sm_resp written (accepted ones)",
@@ -262,15 +329,20 @@ class GatewayMetrics:
             LATENCY_BUCKETS,
         )
         self.commit_messages = FastHistogram(
-            "smppgw_store_commit_messages", "Messages accepted per store writer commit",
+            "smppgw_store_commit_messages",
+            "Message rows (accepted MTs, MOs) written per store writer commit; 0 for a"
+            " commit of bookkeeping only (hand-overs, outcomes, acknowledgements)",
             COMMIT_SIZE_BUCKETS,
         )
         self.gauges = ScrapeTimeGauges()
-        for collector in (self.pdus, self.credits_debited, self.messages, self.deliveries,
+        for collector in (self.pdus, self.credits_debited, self.mt_accepted, self.mt_refused,
+                          self.mt_handed_upstream, self.mt_upstream_retries, self.mt_final,
+                          self.mo_received, self.mo_refused, self.deliveries,
                           self.submit_latency, self.dlr_latency, self.commit_seconds,
                           self.commit_messages, self.gauges):
             r.register(collector)
-        # Pre-create the commonest series so a scrape shows them from the start.
+        # Pre-create the commonest series so a scrape shows them from the start (a
+        # rate() over a series that appears mid-way misses its first increase).
         for bind_type in ("transmitter", "receiver", "transceiver"):
             self.sessions_bound.labels(bind_type)
         for reason in ("max_connections", "max_connections_per_ip"):
@@ -278,13 +350,22 @@ class GatewayMetrics:
         for reason in ("max_unsent_bytes", "unread_at_close", "bind_timeout",
                        "unbound_enquire_link"):
             self.connections_dropped.labels(reason)
+        for reason in MT_REFUSED_REASONS:
+            self.mt_refused.labels(reason)
+        self.mo_refused.labels("no_owner")
+        for reason in BIND_FAILURE_REASONS:
+            self.bind_failures.labels(reason)
+        for outcome in ("done", "capped", "failed"):
+            self.auto_topups.labels(outcome)
+        for state in ("delivered", "undeliverable", "expired", "rejected"):
+            self.mt_final.labels(state, "upstream_receipt")
         self._pdu_children: dict[tuple[str, int, int], _Count] = {}
+        self._final_children: dict[tuple[int, str], _Count] = {}
 
     def committed(self, seconds: float, messages: int) -> None:
         """The store writer finished a commit (its on_commit callback)."""
         self.commit_seconds.observe(seconds)
         self.commit_messages.observe(messages)
-        self.batch_size.set(messages)
 
     def count_pdu(self, direction: str, command_id: int, status: int) -> None:
         key = (direction, command_id, status)
@@ -294,16 +375,36 @@ class GatewayMetrics:
             self._pdu_children[key] = child
         child.inc()
 
+    def mt_ended(self, state: int, cause: str, count: int = 1) -> None:
+        """`count` MT messages reached their final `state` (a MessageState), for `cause`
+        (one of ENDED_BY): call it exactly where the outcome is handed to the store."""
+        key = (state, cause)
+        child = self._final_children.get(key)
+        if child is None:
+            child = self.mt_final.labels(_STATE_LABELS.get(state, "unknown"), cause)
+            self._final_children[key] = child
+        child.inc(count)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-class MetricsServer:
-    """A minimal HTTP/1.0 server for GET /metrics (the only thing it answers)."""
+# What /readyz asks: (ready, what each check found), e.g. (False, {"store": "...",
+# "listeners": "ok"}). Built by the composition, which knows what "ready" needs.
+Readiness = Callable[[], Awaitable[tuple[bool, dict[str, str]]]]
+PATHS = b"/metrics, /healthz, /readyz"
 
-    def __init__(self, metrics: GatewayMetrics, host: str, port: int) -> None:
+
+class MetricsServer:
+    """A minimal HTTP/1.0 server, GET only: /metrics (Prometheus), /healthz (200 while
+    the process serves) and /readyz (200 when `readiness` says the node can take
+    traffic, else 503 naming what is not ready)."""
+
+    def __init__(self, metrics: GatewayMetrics, host: str, port: int,
+                 readiness: Readiness) -> None:
         self._metrics = metrics
         self._host, self._port = host, port
+        self._readiness = readiness
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> tuple[str, int]:
@@ -320,18 +421,33 @@ class MetricsServer:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             method, path, _ = request.split(b"\r\n", 1)[0].split(b" ", 2)
+            path = path.split(b"?")[0]
             if method != b"GET":
                 self._reply(writer, b"405 Method Not Allowed", b"text/plain", b"GET only\n")
-            elif path.split(b"?")[0] != b"/metrics":
-                self._reply(writer, b"404 Not Found", b"text/plain", b"try /metrics\n")
-            else:
+            elif path == b"/metrics":
                 await self._metrics.gauges.refresh()
                 self._reply(writer, b"200 OK", CONTENT_TYPE_LATEST.encode(), self._metrics.render())
+            elif path == b"/healthz":
+                self._reply(writer, b"200 OK", b"text/plain", b"ok\n")
+            elif path == b"/readyz":
+                await self._ready(writer)
+            else:
+                self._reply(writer, b"404 Not Found", b"text/plain", b"try " + PATHS + b"\n")
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):
             pass
         finally:
             writer.close()
+
+    async def _ready(self, writer: asyncio.StreamWriter) -> None:
+        try:
+            ready, checks = await self._readiness()
+        except Exception as exc:  # a broken check is an unready node, not a dead endpoint
+            log.exception("the readiness check failed")
+            ready, checks = False, {"readiness": f"check failed: {exc!r}"}
+        body = json.dumps({"ready": ready, "checks": checks}).encode() + b"\n"
+        status = b"200 OK" if ready else b"503 Service Unavailable"
+        self._reply(writer, status, b"application/json", body)
 
     @staticmethod
     def _reply(writer: asyncio.StreamWriter, status: bytes, ctype: bytes, body: bytes) -> None:

@@ -190,6 +190,7 @@ class Inbound:
         entry = self._handovers.take(connector, upstream_id)
         if isinstance(entry, NewMessage):
             self._metrics.deliveries.labels("upstream_dlr", "matched").inc()
+            self._metrics.mt_ended(state, "upstream_receipt")
             self._outcomes.add(
                 entry, state, err, datetime.now(UTC), network_error,
                 received_at=received_at or asyncio.get_running_loop().time(),
@@ -234,6 +235,8 @@ class Inbound:
         if parts:
             outcomes += await self._segments_final(list(parts.values()), rows, now)
         if outcomes:
+            for o in outcomes:
+                metrics.mt_ended(o.state, "upstream_receipt")
             await self._outcomes.record(outcomes)
         for item in batch:
             item.ack(0)
@@ -291,7 +294,7 @@ class Inbound:
             if account_id is None:
                 log.warning("%s: MO to %s, which no account owns; refused",
                             item.connector, pdu.destination_addr)
-                self._metrics.messages.labels("MO", "no_owner").inc()
+                self._metrics.mo_refused.labels("no_owner").inc()
                 acks.append((item, CommandStatus.ESME_RINVDSTADR))
                 continue
             mo_id = self._ids.next_id()
@@ -322,7 +325,7 @@ class Inbound:
             account = directory.by_id(account_id)
             if account is not None:
                 await directory.stop_list_add(account, sender, "STOP received by SMS")
-        self._metrics.messages.labels("MO", "received").inc(len(written))
+        self._metrics.mo_received.inc(len(written))
         for _, delivery in written:
             self._deliveries.committed(delivery)
         return acks

@@ -96,8 +96,6 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._in_flight = 0
         self._next_expiry_check = 0.0
-        for connector in connectors.values():
-            connector.on_up = self.notify
 
     # --- what the submit path calls ----------------------------------------------
 
@@ -231,7 +229,7 @@ class Outbox:
         result = future.result()
         metrics = self._metrics
         if result.ok:
-            metrics.messages.labels("MT", "sent_upstream").inc()
+            metrics.mt_handed_upstream.inc()
             account = self._directory.by_id(msg.account_id)
             # A split message is found by its segments' ids (message_parts), never by
             # one of them standing for the whole.
@@ -245,7 +243,7 @@ class Outbox:
         if result.temporary:
             counts = result.reached_upstream
             delay = backoff_delay(attempts, self._retry_min, self._retry_max) if counts else 0.2
-            metrics.messages.labels("MT", "upstream_retry").inc()
+            metrics.mt_upstream_retries.inc()
             now = datetime.now(UTC)
             if msg.expires_at is not None:
                 # Never wait past the validity: the next look ends it as EXPIRED on time.
@@ -264,7 +262,7 @@ class Outbox:
         # The receipt's err: field has three digits; the spec's statuses all fit.
         self._end(msg, MessageState.REJECTED, min(result.status, 999), "upstream_refused")
 
-    def _end(self, msg: NewMessage, state: int, error: int, outcome: str) -> None:
-        self._metrics.messages.labels("MT", outcome).inc()
+    def _end(self, msg: NewMessage, state: int, error: int, cause: str) -> None:
+        self._metrics.mt_ended(state, cause)
         self._outcomes.add(msg, state, error, datetime.now(UTC))
 

@@ -157,7 +157,7 @@ class Operations:
         cancelled = await self._outbox.cancel(account.id, now, **match)
         if not cancelled:
             return response_for(pdu, CommandStatus.ESME_RCANCELFAIL)
-        self._metrics.messages.labels("MT", "cancelled").inc(len(cancelled))
+        self._metrics.mt_ended(MessageState.DELETED, "cancelled", len(cancelled))
         # A customer that asked for receipts hears of the cancellation as DELETED; what
         # the messages cost was refunded with the cancellation, in the store.
         for row in cancelled:
@@ -234,6 +234,5 @@ class Operations:
             self._directory.credited(account, -delta)
         if not replaced:
             return response_for(pdu, CommandStatus.ESME_RREPLACEFAIL)
-        self._metrics.messages.labels("MT", "replaced").inc()
         self._on_changed()
         return response_for(pdu, 0)

@@ -127,7 +127,7 @@ class Submitter:
         A PDU with several destinations takes all its messages from the rate, going
         into debt rather than being refused for being longer than a burst."""
         if not session.rate.charge(count):
-            self._metrics.messages.labels("MT", "throttled").inc()
+            self._metrics.mt_refused.labels("throttled").inc(count)
             session.respond(pdu, CommandStatus.ESME_RTHROTTLED)
             return False
         return True
@@ -183,7 +183,7 @@ class Submitter:
 
     def _reject(self, session: SmppSession, pdu: Pdu, exc: SubmitRejected) -> None:
         log.debug("%s: refused %s: %s", session.peer, pdu.name, exc.reason)
-        self._metrics.messages.labels("MT", "invalid").inc()
+        self._metrics.mt_refused.labels("invalid").inc()
         session.respond(pdu, exc.status)
 
     # --- submit_sm and data_sm -------------------------------------------------------
@@ -242,7 +242,7 @@ class Submitter:
         if self._directory.reserve(account, cost):
             then()
         else:
-            self._metrics.messages.labels("MT", "no_credit").inc()
+            self._metrics.mt_refused.labels("no_credit").inc()
             session.respond(pdu, NO_CREDIT_STATUS)
 
     def _accept_one(self, session, pdu, account, submit, checked, cost, replace,
@@ -260,17 +260,17 @@ class Submitter:
             self._directory.after_debit(account)
             metrics = self._metrics
             metrics.credits_debited.inc(msg.cost / 100)
-            metrics.messages.labels("MT", "accepted").inc()
+            metrics.mt_accepted.inc()
             session.respond(pdu, 0, message_id=str(msg.id))
             metrics.submit_latency.observe(session.loop.time() - received_at)
             self._on_committed(msg)
             return
         if isinstance(exc, InsufficientCredit):
-            self._metrics.messages.labels("MT", "no_credit").inc()
+            self._metrics.mt_refused.labels("no_credit").inc()
             session.respond(pdu, NO_CREDIT_STATUS)
         else:
             log.error("commit of message %s failed: %r", msg.id, exc)
-            self._metrics.messages.labels("MT", "error").inc()
+            self._metrics.mt_refused.labels("store_error").inc()
             session.respond(pdu, CommandStatus.ESME_RSYSERR)
 
     def _replaced(self, replaced: list[NewMessage] | None) -> None:
@@ -279,7 +279,7 @@ class Submitter:
         hears of each as DELETED."""
         now = datetime.now(UTC)
         for old in replaced or ():
-            self._metrics.messages.labels("MT", "replaced").inc()
+            self._metrics.mt_ended(MessageState.DELETED, "replaced")
             self._outcomes.add(old, MessageState.DELETED, 0, now)
 
     # --- submit_multi (SMPP 3.4 section 4.5) -------------------------------------------
@@ -314,16 +314,19 @@ class Submitter:
         stopped: list[Address] = []
         for dest in pdu.dest_addresses:
             if not isinstance(dest, SmeDest):
+                self._metrics.mt_refused.labels("invalid").inc()
                 unsuccess.append(UnsuccessSme(0, 0, dest.name, CommandStatus.ESME_RCNTSUBDL))
                 continue
             try:
                 address = resolve_destination(dest.ton, dest.npi, dest.addr, strict=strict)
                 self._check_route(account, address.addr)
             except SubmitRejected as exc:
+                self._metrics.mt_refused.labels("invalid").inc()
                 unsuccess.append(UnsuccessSme(dest.ton, dest.npi, dest.addr, exc.status))
                 continue
             if account.is_stop_listed(address.addr):
                 if account.stop_mode == "refuse":
+                    self._metrics.mt_refused.labels("invalid").inc()
                     unsuccess.append(UnsuccessSme(
                         dest.ton, dest.npi, dest.addr, CommandStatus.ESME_RINVDSTADR))
                 else:
@@ -369,21 +372,23 @@ class Submitter:
             # Paid or not, the reservation ends; the commit told the directory the balance.
             self._directory.release(account, msg.cost)
             if isinstance(result, BaseException):
-                status = (
-                    NO_CREDIT_STATUS if isinstance(result, InsufficientCredit)
-                    else CommandStatus.ESME_RSYSERR
-                )
+                no_credit = isinstance(result, InsufficientCredit)
+                self._metrics.mt_refused.labels(
+                    "no_credit" if no_credit else "store_error").inc()
+                status = NO_CREDIT_STATUS if no_credit else CommandStatus.ESME_RSYSERR
                 unsuccess.append(UnsuccessSme(msg.dest_ton, msg.dest_npi, msg.dest_addr, status))
                 continue
             client_id = msg.client_id
             if msg.status == "REJECTED":
                 # STOP-listed: stored already ended, never charged, so the outbox never
                 # sees it; the failed receipt carries the provider's error 53.
-                self._metrics.messages.labels("MT", "stop_listed").inc()
+                # Answered ESME_ROK like any accepted message, and ended at once.
+                self._metrics.mt_accepted.inc()
+                self._metrics.mt_ended(MessageState.REJECTED, "stop_listed")
                 self._outcomes.add(msg, MessageState.REJECTED, STOP_LIST_ERROR, now)
                 continue
             self._metrics.credits_debited.inc(msg.cost / 100)
-            self._metrics.messages.labels("MT", "accepted").inc()
+            self._metrics.mt_accepted.inc()
             self._on_committed(msg)
         self._directory.after_debit(account)
         is_multi = isinstance(pdu, SubmitMulti)
