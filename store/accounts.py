@@ -4,6 +4,8 @@ networks allowed to bind.
 Each method is one short transaction. Account creation writes the account, its
 networks, its first senders (store.senders) and its initial credit (store.ledger) in
 one transaction; account reads attach senders and the STOP list (store.stop_list).
+A deleted account (`delete`, a soft delete) keeps its row for the books; `get` and
+`load_all` no longer see it.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from store.account_keys import account_id_of
 from store.bounds import check_text
 from store.engine import writer
 from store.errors import (
+    AccountNotEmpty,
     AccountNotFound,
     AllowedIpNotFound,
     DuplicateAccount,
     DuplicateAllowedIp,
     TooManyAllowedIps,
 )
+from store.history import IN_FLIGHT
 from store.ledger import insert_entry
-from store.money import check_amount
+from store.money import check_amount, format_credits
 from store.senders import insert_senders, sender_row, senders_by_account, senders_of
 from store.stop_list import destinations_by_account, destinations_of
 from store.tables import (
@@ -35,6 +39,10 @@ from store.tables import (
     ADDRESSING_MODES,
     STOP_MODES,
     accounts,
+    customer_accounts,
+    deliveries,
+    inbound_numbers,
+    messages,
     utcnow,
 )
 
@@ -264,7 +272,8 @@ class AccountStore:
         """The account as a dict with `allowed_ips`, `senders` and `stop_list`, or None."""
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(sa.select(accounts).where(accounts.c.system_id == system_id))
+                await conn.execute(sa.select(accounts).where(
+                    accounts.c.system_id == system_id, accounts.c.deleted_at.is_(None)))
             ).one_or_none()
             if row is None:
                 return None
@@ -285,7 +294,9 @@ class AccountStore:
             if conn.dialect.name == "postgresql":
                 # READ COMMITTED would give each query its own snapshot.
                 await conn.execution_options(isolation_level="REPEATABLE READ")
-            rows = (await conn.execute(sa.select(accounts).order_by(accounts.c.id))).all()
+            rows = (await conn.execute(
+                sa.select(accounts).where(accounts.c.deleted_at.is_(None))
+                .order_by(accounts.c.id))).all()
             ip_rows = (
                 await conn.execute(
                     sa.select(ip_table.c.account_id, ip_table.c.network).order_by(
@@ -319,6 +330,48 @@ class AccountStore:
         checked = validate_settings(values)
         if checked:
             await self._update_account(system_id, **checked)
+
+    async def in_flight(self, system_id: str) -> tuple[int, int]:
+        """(MT messages not final, receipts and MOs waiting for the customer) of the
+        account: what a delete would abandon."""
+        async with self._engine.connect() as conn:
+            account_id = await account_id_of(conn, system_id)
+            return await _in_flight(conn, account_id)
+
+    async def delete(self, system_id: str, *, forfeit_balance: bool = False) -> int:
+        """Soft-delete the account: marked deleted (and suspended), its inbound numbers
+        and web panel owners let go; its messages, ledger and audit rows stay. Refused
+        (AccountNotEmpty) while messages are in flight, or while its balance is not zero
+        unless `forfeit_balance`, which writes the balance off as an 'adjust' ledger row.
+        Returns the credits forfeited (minor units)."""
+        now = utcnow()
+        async with self._writer.begin() as conn:
+            row = (await conn.execute(
+                sa.select(accounts.c.id, accounts.c.balance)
+                .where(accounts.c.system_id == system_id, accounts.c.deleted_at.is_(None))
+                .with_for_update()
+            )).one_or_none()
+            if row is None:
+                raise AccountNotFound(system_id)
+            mt, waiting = await _in_flight(conn, row.id)
+            if mt or waiting:
+                raise AccountNotEmpty(system_id, in_flight_reason(mt, waiting))
+            if row.balance and not forfeit_balance:
+                raise AccountNotEmpty(
+                    system_id, f"its balance is {format_credits(row.balance)} credits; "
+                    "transfer them to another account first, or forfeit them")
+            if row.balance:
+                # Money is never dropped silently: the balance leaves through the ledger.
+                await insert_entry(conn, row.id, "adjust", -row.balance, now,
+                                   note="balance forfeited: account deleted")
+            await conn.execute(
+                accounts.update().where(accounts.c.id == row.id)
+                .values(balance=0, status="suspended", deleted_at=now, updated_at=now))
+            await conn.execute(
+                inbound_numbers.delete().where(inbound_numbers.c.account_id == row.id))
+            await conn.execute(
+                customer_accounts.delete().where(customer_accounts.c.account_id == row.id))
+        return int(row.balance)
 
     async def _update_account(self, system_id: str, **values: Any) -> None:
         async with self._writer.begin() as conn:
@@ -371,6 +424,30 @@ class AccountStore:
             )
             if result.rowcount == 0:
                 raise AllowedIpNotFound(system_id, canonical)
+
+
+async def _in_flight(conn: Any, account_id: int) -> tuple[int, int]:
+    mt = (await conn.execute(
+        sa.select(sa.func.count()).select_from(messages).where(
+            messages.c.account_id == account_id, messages.c.direction == "MT",
+            messages.c.status.in_(IN_FLIGHT))
+    )).scalar_one()
+    waiting = (await conn.execute(
+        sa.select(sa.func.count()).select_from(deliveries).where(
+            deliveries.c.account_id == account_id, deliveries.c.state == "pending")
+    )).scalar_one()
+    return int(mt), int(waiting)
+
+
+def in_flight_reason(mt: int, waiting: int) -> str:
+    """Why an account with work in flight cannot be deleted, counted."""
+    parts = []
+    if mt:
+        parts.append(f"{mt} message(s) not final yet (waiting for an upstream or for "
+                     "their final state)")
+    if waiting:
+        parts.append(f"{waiting} receipt(s)/MO(s) waiting for delivery to the customer")
+    return " and ".join(parts) + "; try again once they are final or expired"
 
 
 def _account_dict(

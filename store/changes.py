@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "smppgw_directory"
 # Payloads: "account:<system_id>", "rates", "deliver:<account id>,...",
-# "unbind:<system_id>", "bindfail:<JSON>", and, from a listener to itself, RELOAD_ALL.
+# "unbind:<system_id>", "kick:<session id>", "bindfail:<JSON>", and, from a listener to
+# itself, RELOAD_ALL.
 RELOAD_ALL = "*"
 _MAX_PAYLOAD = 7999  # PostgreSQL refuses longer NOTIFY payloads
 
@@ -51,6 +52,14 @@ BIND_FAILURES_PREFIX = "bindfail:"
 def unbind_notice(system_id: str) -> str:
     """Every node unbinds the account's sessions (suspended, or its password rotated)."""
     return UNBIND_PREFIX + system_id
+
+
+KICK_PREFIX = "kick:"
+
+
+def kick_notice(session_id: str) -> str:
+    """The node holding the session `session_id` ("<node>/<number>") unbinds it."""
+    return KICK_PREFIX + session_id
 
 
 def deliver_accounts(payload: str) -> list[int]:

@@ -13,12 +13,13 @@ from email import message_from_bytes
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope
+from delivery_helpers import Esme, ready_account, submit_pdu, wait_for
 from gw_helpers import AdminFailed, MakeGateway, admin, new_account
 from smpp_client import RawClient
 from sqlalchemy import select
 
 from gateway.app import Gateway
-from pdu.codec import BindTransceiver, CommandId, SubmitSm
+from pdu.codec import BindReceiver, BindTransceiver, BindTransmitter, CommandId, SubmitSm
 from pdu.status import CommandStatus as S
 from store import tables
 from store.invariants import ledger_violations
@@ -616,6 +617,92 @@ async def test_history_export_streams_over_the_socket(gateway: Gateway) -> None:
     assert header["ok"] and header["result"]["total"] == 3
     assert header["result"]["columns"][:3] == ["id", "system_id", "direction"]
     assert sum(len(p["rows"]) for p in pages) == 3 and end == {"end": True, "count": 3}
+
+
+async def _answer(gw: Gateway, op: str, **args) -> dict:
+    """The admin socket's whole answer (ok, error, usage), not only its result."""
+    reader, writer = await asyncio.open_unix_connection(gw.endpoints.admin_socket)
+    try:
+        writer.write(json.dumps({"op": op, "args": args}).encode() + b"\n")
+        await writer.drain()
+        return json.loads(await reader.readline())
+    finally:
+        writer.close()
+
+
+async def test_answers_tell_unreadable_arguments_from_refusals(gateway: Gateway) -> None:
+    sid = (await new_account(gateway, credits="1"))["system_id"]
+    for op, args in (("credits.add", {"system_id": sid, "amount": "1,5"}),
+                     ("credits.add", {"system_id": sid}),
+                     ("ip.add", {"system_id": sid, "ip": "300.1.1.1"}),
+                     ("account.set", {"system_id": sid, "window": "many"}),
+                     ("account.set", {"system_id": sid, "colour": "blue"}),
+                     ("audit.list", {"limit": 0}),
+                     ("sessions.kick", {}),
+                     ("sessions.kick", {"session_id": "gw/1", "system_id": sid})):
+        answer = await _answer(gateway, op, **args)
+        assert answer["ok"] is False and answer.get("usage") is True, (op, args, answer)
+    for op, args in (("credits.add", {"system_id": "smpp-nobody", "amount": "1"}),
+                     ("credits.transfer", {"from": sid, "to": (await new_account(
+                         gateway))["system_id"], "amount": "5"}),
+                     ("ip.add", {"system_id": sid, "ip": "127.0.0.1"}),
+                     ("sessions.kick", {"session_id": "gw-nowhere/7"}),
+                     ("account.delete", {"system_id": "smpp-nobody"})):
+        answer = await _answer(gateway, op, **args)
+        assert answer["ok"] is False and "usage" not in answer, (op, args, answer)
+
+
+async def test_account_delete_waits_for_receipts_owed_to_the_customer(
+    gateway: Gateway,
+) -> None:
+    """A receipt waiting for the customer's receiver holds the delete back (it would
+    be lost); once delivered, the account goes, with its balance written off."""
+    account = await ready_account(gateway, credits="10")
+    sid = account["system_id"]
+    sender = await Esme.bind(*gateway.endpoints.smpp, account, bind_cls=BindTransmitter)
+    assert (await sender.request(submit_pdu("33601020304"))).command_status == 0
+    await sender.close()
+    refusals: list[str] = []
+
+    async def refused_for_the_receipt() -> bool:
+        answer = await _answer(gateway, "account.delete", system_id=sid,
+                               forfeit_balance=True)
+        assert answer["ok"] is False, answer
+        refusals.append(answer["error"])
+        return "1 receipt(s)/MO(s) waiting" in answer["error"]
+
+    for _ in range(600):  # the simulator's receipt comes back; no receiver is bound
+        if await refused_for_the_receipt():
+            break
+        await asyncio.sleep(0.05)
+    assert "waiting for delivery to the customer" in refusals[-1], refusals
+    receiver = await Esme.bind(*gateway.endpoints.smpp, account, bind_cls=BindReceiver)
+    await wait_for(lambda: len(receiver.receipts) == 1, 30, "the receipt delivered")
+    for _ in range(600):  # until the store has the receipt's delivery
+        answer = await _answer(gateway, "account.delete", system_id=sid,
+                               forfeit_balance=True)
+        if answer["ok"]:
+            break
+        assert "waiting for delivery" in answer["error"], answer
+        await asyncio.sleep(0.05)
+    assert answer["result"]["sessions_unbound"] == 1
+    assert answer["result"]["balance_forfeited"] != "0.00"
+    await wait_for(lambda: receiver.gone, 30, "the receiver unbound")
+    await receiver.close()
+    assert gateway.accounts.get(sid) is None
+    assert await _bind_status(gateway, sid, account["password"]) != S.ESME_ROK
+    # History and ledger rows stay: the message is still in the store, the books balance.
+    async with gateway.engine.connect() as conn:
+        kinds = (await conn.execute(
+            select(tables.ledger.c.kind).join(
+                tables.accounts, tables.accounts.c.id == tables.ledger.c.account_id)
+            .where(tables.accounts.c.system_id == sid))).scalars().all()
+        kept = (await conn.execute(
+            select(tables.messages.c.id).join(
+                tables.accounts, tables.accounts.c.id == tables.messages.c.account_id)
+            .where(tables.accounts.c.system_id == sid))).scalars().all()
+    assert "adjust" in kinds and len(kept) == 1
+    await _books_balance(gateway)
 
 
 # --- audit --------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Operator arguments read into typed values, and AdminError for what cannot be read.
+"""Operator arguments read into typed values, and the two ways an operation says no.
 
-Arguments arrive as JSON from the socket (or as strings from `smppgw admin`), so each
-parser takes either form. The per-account settings table maps the names operators use
-to store columns, each with its parser.
+AdminError is a refusal of a well-formed request (unknown account, nothing to change);
+AdminUsageError, raised by every reader here, says the arguments themselves are wrong
+(the CLI exits 2 for it, 1 for a refusal). Arguments arrive as JSON from the socket (or
+as strings from `smppgw admin`), so each parser takes either form. The per-account
+settings table maps the names operators use to store columns, each with its parser.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from store.money import parse_credits
 
 
 class AdminError(Exception):
-    """Bad input from the operator: reported back as {"ok": false, "error": ...}."""
+    """A request refused: reported back as {"ok": false, "error": ...}."""
+
+
+class AdminUsageError(AdminError):
+    """The arguments cannot be read (malformed, out of range, missing, unknown name):
+    reported back as {"ok": false, "error": ..., "usage": true}."""
 
 
 def shown(value: Any, most: int = 40) -> str:
@@ -29,18 +36,19 @@ def shown(value: Any, most: int = 40) -> str:
 def as_int(value: Any, name: str | None = None) -> int:
     what = f"{name} must be an integer" if name else "expected an integer"
     if isinstance(value, (bool, float)) or not isinstance(value, (int, str)):
-        raise AdminError(f"{what}, got {shown(value)}")
+        raise AdminUsageError(f"{what}, got {shown(value)}")
     try:
         return int(str(value).strip())
     except ValueError:  # not digits, or more than Python converts (4300 digits)
-        raise AdminError(f"{what}, got {shown(value)}") from None
+        raise AdminUsageError(f"{what}, got {shown(value)}") from None
 
 
 def as_id(value: Any, name: str, *, least: int = 1) -> int:
     """A message or row id: an integer the store's BIGINT columns can hold."""
     number = as_int(value, name)
     if not least <= number <= MAX_BIGINT:
-        raise AdminError(f"{name} must be between {least} and {MAX_BIGINT}, got {shown(value)}")
+        raise AdminUsageError(
+            f"{name} must be between {least} and {MAX_BIGINT}, got {shown(value)}")
     return number
 
 
@@ -48,7 +56,7 @@ def as_limit(value: Any, name: str, most: int) -> int:
     """A page size or count: 1 to `most`."""
     number = as_int(value, name)
     if not 1 <= number <= most:
-        raise AdminError(f"{name} must be between 1 and {most}, got {shown(value)}")
+        raise AdminUsageError(f"{name} must be between 1 and {most}, got {shown(value)}")
     return number
 
 
@@ -56,7 +64,7 @@ def as_float(value: Any) -> float:
     try:
         return float(str(value))
     except ValueError:
-        raise AdminError(f"expected a number, got {value!r}") from None
+        raise AdminUsageError(f"expected a number, got {value!r}") from None
 
 
 def as_flag(value: Any) -> bool:
@@ -67,14 +75,22 @@ def as_flag(value: Any) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise AdminError(f"expected true or false, got {value!r}")
+    raise AdminUsageError(f"expected true or false, got {value!r}")
 
 
 def money_or_off(value: Any) -> int | None:
     """Credits in minor units, or None for "", "off" or "none" (the feature is off)."""
     if value is None or str(value).strip().lower() in ("", "off", "none"):
         return None
-    return parse_credits(value)
+    return as_credits(value)
+
+
+def as_credits(value: Any) -> int:
+    """Credits in minor units (store.money's rules), a usage error if unreadable."""
+    try:
+        return parse_credits(value)
+    except (ValueError, TypeError) as exc:
+        raise AdminUsageError(str(exc)) from None
 
 
 def as_time(value: Any, name: str) -> datetime | None:
@@ -83,7 +99,7 @@ def as_time(value: Any, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
-        raise AdminError(
+        raise AdminUsageError(
             f"{name} {value!r} is not an ISO 8601 time, e.g. 2026-11-25 or 2026-11-25T10:00Z"
         ) from None
     # A time without zone is read as UTC: the store keeps UTC only.
@@ -94,14 +110,14 @@ def destination(text: str) -> str:
     """An international number as the STOP list keeps it: digits, no '+'."""
     digits = text.strip().removeprefix("+")
     if not digits.isdigit() or not 3 <= len(digits) <= 21:
-        raise AdminError(f"destination {text!r} must be an international number (digits)")
+        raise AdminUsageError(f"destination {text!r} must be an international number (digits)")
     return digits
 
 
 def required(args: dict, key: str) -> str:
     value = args.get(key)
     if value is None or value == "":
-        raise AdminError(f"missing argument {key!r}")
+        raise AdminUsageError(f"missing argument {key!r}")
     return str(value)
 
 
@@ -115,7 +131,7 @@ def raw_list(args: dict, key: str) -> list[Any]:
     if isinstance(value, (str, dict, int)):
         value = [value]
     if not isinstance(value, list):
-        raise AdminError(f"{key!r} must be a list")
+        raise AdminUsageError(f"{key!r} must be a list")
     return value
 
 
@@ -124,7 +140,8 @@ def sender_arg(entry: Any) -> dict[str, Any]:
     if isinstance(entry, str):
         entry = {"address": entry}
     if not isinstance(entry, dict) or not entry.get("address"):
-        raise AdminError(f"a sender must be a string or an object with an address: {entry!r}")
+        raise AdminUsageError(
+            f"a sender must be a string or an object with an address: {entry!r}")
     address, kind = validate_sender(str(entry["address"]), entry.get("kind") or None)
     state = validate_state(entry.get("state") or "enabled") if "state" in entry else "enabled"
     return {"address": address, "kind": kind, "state": state, "comment": entry.get("comment")}
@@ -162,7 +179,7 @@ def parse_settings(values: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in values.items():
         if name not in SETTINGS:
-            raise AdminError(f"unknown setting {name!r}; known: {', '.join(SETTINGS)}")
+            raise AdminUsageError(f"unknown setting {name!r}; known: {', '.join(SETTINGS)}")
         column, parse = SETTINGS[name]
         out[column] = parse(value)
     return out

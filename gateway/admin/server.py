@@ -1,7 +1,8 @@
 """The admin socket: a Unix socket (mode 0600) speaking one JSON object per line.
 
 Request:  {"op": "account.create", "args": {...}}
-Answer:   {"ok": true, "result": {...}}  or  {"ok": false, "error": "why"}
+Answer:   {"ok": true, "result": {...}}  or  {"ok": false, "error": "why"}, with
+          "usage": true when the arguments themselves are wrong (not a refusal)
 
 A streaming op (history.export) answers with a header line {"ok": true, "result":
 {"stream": ..., "columns": [...], "total": N}}, then lines {"rows": [[...], ...]}, then
@@ -27,7 +28,7 @@ from typing import Any
 
 from gateway.admin.context import AdminContext
 from gateway.admin.ops import OPS, STREAMS
-from gateway.admin.parsing import AdminError
+from gateway.admin.parsing import AdminError, AdminUsageError
 from store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,18 @@ MAX_REQUEST = 1 << 20
 # What an operator may get wrong: answered with its message, never logged as a fault.
 # What an operation refuses with (a message for the caller, not a crash).
 REFUSALS = (AdminError, StoreError, ValueError, TypeError)
+# Among them, the arguments that cannot be read: the parsing helpers' AdminUsageError,
+# and the ValueError/TypeError the validators of auth and store raise on operator input
+# (a StoreError or a plain AdminError refuses a well-formed request).
+USAGE_ERRORS = (AdminUsageError, ValueError, TypeError)
+
+
+def refusal(exc: BaseException) -> dict[str, Any]:
+    """The answer for one of REFUSALS: its message, and whether it is a usage error."""
+    answer: dict[str, Any] = {"ok": False, "error": str(exc)}
+    if isinstance(exc, USAGE_ERRORS):
+        answer["usage"] = True
+    return answer
 
 
 class AdminServer:
@@ -96,7 +109,7 @@ class AdminServer:
 
     async def _run(self, request: dict, actor: str) -> dict[str, Any]:
         if "error" in request:
-            return {"ok": False, "error": request["error"]}
+            return {"ok": False, "error": request["error"], "usage": True}
         op = OPS.get(request["op"])
         if op is None:
             known = sorted([*OPS, *STREAMS])
@@ -107,7 +120,7 @@ class AdminServer:
         try:
             return {"ok": True, "result": await op(self.context, request["args"], actor)}
         except REFUSALS as exc:
-            return {"ok": False, "error": str(exc)}
+            return refusal(exc)
         except Exception as exc:  # an operator must get an answer, not a hung socket
             log.exception("admin op %s failed", request["op"])
             return {"ok": False, "error": f"internal error: {exc.__class__.__name__}"}
@@ -121,7 +134,7 @@ class AdminServer:
                     # Back-pressure: a slow reader slows the stream instead of filling memory.
                     await writer.drain()
         except REFUSALS as exc:
-            writer.write(_line({"ok": False, "error": str(exc)}))
+            writer.write(_line(refusal(exc)))
 
 
 def _parse(line: bytes) -> dict[str, Any]:

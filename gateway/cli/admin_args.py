@@ -2,12 +2,18 @@
 the one JSON request (op and args) sent to the admin socket.
 
 Flags mirror the admin operations and their argument names (gateway.admin.ops).
+`--json` and `--socket` are taken anywhere: after `admin`, after a group or after the
+command (a parent parser whose defaults are SUPPRESS, so a later level never resets
+what an earlier one set).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from config.upstreams import BIND_MODES, CONNECTOR_TYPES, LONG_MESSAGE_MODES
 
 # `account set` / `account create` flags -> admin setting names.
 SETTING_FLAGS = (
@@ -16,6 +22,18 @@ SETTING_FLAGS = (
     "outbind_system_id", "outbind_password",
 )
 HISTORY_FILTERS = ("since", "until", "sender", "receiver", "status", "message_id", "direction")
+# `upstream add|set` flags, named as upstream.add/upstream.set take them (snake_case).
+UPSTREAM_KEYS = (
+    "type", "host", "port", "system_id", "password", "bind", "tls", "window", "throughput",
+    "long_messages", "system_type", "reconnect_min", "reconnect_max", "latency_ms", "mix",
+    "nodes",
+)
+# How `route set|remove` spells the route of every destination (sent as "").
+DEFAULT_ROUTE = "default"
+
+
+class CommandLineError(Exception):
+    """A command line argparse let through but that means nothing (exit 2)."""
 
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,6 +84,11 @@ def admin_request(args: argparse.Namespace) -> tuple[str, dict]:
             return "account.set", body
         if action == "suspend":
             return "account.suspend", {"system_id": args.system_id, "unbind": args.unbind}
+        if action == "delete":
+            body = {"system_id": args.system_id}
+            if args.forfeit_balance:
+                body["forfeit_balance"] = True
+            return "account.delete", body
         return f"account.{action}", {"system_id": args.system_id}
     if group == "password":
         return "password.rotate", {"system_id": args.system_id, "unbind": args.unbind}
@@ -137,7 +160,16 @@ def admin_request(args: argparse.Namespace) -> tuple[str, dict]:
             body["note"] = args.note
         return f"stop.{action}", body
     if group == "sessions":
-        return "sessions.list", {"system_id": args.system_id} if args.system_id else {}
+        return _sessions_request(args)
+    if group == "upstream":
+        return _upstream_request(args)
+    if group == "route":
+        return _route_request(args)
+    if group == "number":
+        body = {"system_id": args.system_id} if args.system_id else {}
+        if action in ("add", "remove"):
+            body["number"] = args.number
+        return f"number.{action}", body
     if group == "nodes":
         return "nodes.list", {}
     if group == "customer":
@@ -159,16 +191,75 @@ def admin_request(args: argparse.Namespace) -> tuple[str, dict]:
         if args.action_filter:
             body["action"] = args.action_filter
         return "audit.list", body
-    raise SystemExit(f"smppgw admin: unknown command {group} {action}")
+    raise CommandLineError(f"unknown command {group} {action}")
+
+
+def _sessions_request(args: argparse.Namespace) -> tuple[str, dict]:
+    """`sessions [SID]`, `sessions list [SID]`, `sessions kick ID`, `sessions kick
+    --account SID` (the bare forms list, as before there was a kick)."""
+    words = list(args.words)
+    verb = words.pop(0) if words and words[0] in ("list", "kick") else "list"
+    if verb == "kick":
+        if args.account and words:
+            raise CommandLineError("sessions kick: give a session ID or --account SID, "
+                                   "not both")
+        if args.account:
+            return "sessions.kick", {"system_id": args.account}
+        if len(words) != 1:
+            raise CommandLineError("sessions kick: give one session ID (as `sessions "
+                                   "list` shows it) or --account SID")
+        return "sessions.kick", {"session_id": words[0]}
+    if args.account:
+        raise CommandLineError("--account goes with `sessions kick`; "
+                               "`sessions list SID` lists one account")
+    if len(words) > 1:
+        raise CommandLineError(f"sessions list takes at most one account, got {words}")
+    return "sessions.list", {"system_id": words[0]} if words else {}
+
+
+def _upstream_request(args: argparse.Namespace) -> tuple[str, dict]:
+    action = args.action
+    if action == "list":
+        return "upstream.list", {}
+    body: dict[str, Any] = {"name": args.name}
+    if action in ("add", "set"):
+        if args.password_stdin:
+            # One line, as `docker login --password-stdin`: the newline is not part of it.
+            body["password"] = sys.stdin.readline().rstrip("\r\n")
+        for key in UPSTREAM_KEYS:
+            value = getattr(args, key, None)
+            if value is not None and key not in body:
+                body[key] = value
+    return f"upstream.{action}", body
+
+
+def _route_request(args: argparse.Namespace) -> tuple[str, dict]:
+    if args.action == "list":
+        return "route.list", {}
+    prefix = "" if args.prefix == DEFAULT_ROUTE else args.prefix
+    body: dict[str, Any] = {"prefix": prefix}
+    if args.action == "set":
+        body["connectors"] = list(args.connectors)
+    if args.account:
+        body["account"] = args.account
+    return f"route.{args.action}", body
 
 
 def add_admin_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `admin` and its command groups to the top-level subcommands; returns it."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
-    admin = commands.add_parser("admin", help="manage accounts through the admin socket")
-    admin.add_argument("--socket", help="admin socket (default $SMPPGW_STATE_DIR/admin.sock)")
-    groups = admin.add_subparsers(dest="group", required=True)
+    admin = commands.add_parser(
+        "admin", parents=[_global_flags(argparse.SUPPRESS)],
+        help="manage accounts, upstreams and routes through the admin socket",
+        description="Exit codes: 0 done, 1 refused by the gateway (unknown account, "
+                    "insufficient credits...), 2 bad arguments (found here or by the "
+                    "gateway), 3 admin socket unreachable.",
+    )
+    admin.set_defaults(json=False, socket=None)
+    # Every group and command takes --json/--socket too; SUPPRESS keeps a value given
+    # earlier on the line when a later level does not repeat it.
+    common = _global_flags(argparse.SUPPRESS)
+    socket_only = _global_flags(argparse.SUPPRESS, json=False)
+    groups = _Groups(admin.add_subparsers(dest="group", required=True), common)
 
     account = groups.add_parser("account", help="accounts").add_subparsers(
         dest="action", required=True
@@ -193,6 +284,21 @@ def add_admin_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     suspend.add_argument("--unbind", action="store_true", help="also unbind its sessions")
     resume = account.add_parser("resume", parents=[common], help="allow binds again")
     resume.add_argument("system_id")
+    delete = account.add_parser(
+        "delete", parents=[common], help="delete an account (kept for the books)",
+        description="Unbinds the account's sessions and deletes it: it can no longer bind, "
+                    "and its system_id is never given again. Refused while messages are in "
+                    "flight (MT waiting for an upstream or its final state, receipts or MOs "
+                    "waiting for the customer) and while the balance is not zero (transfer "
+                    "it first, or --forfeit-balance). Its history, ledger and audit rows are "
+                    "kept: a soft delete that frees nothing but its inbound numbers and its "
+                    "web panel owners.",
+    )
+    delete.add_argument("system_id")
+    delete.add_argument("--yes", action="store_true",
+                        help="do not ask for confirmation (needed without a terminal)")
+    delete.add_argument("--forfeit-balance", action="store_true",
+                        help="write the remaining balance off (an 'adjust' ledger row)")
 
     password = groups.add_parser("password", help="passwords").add_subparsers(
         dest="action", required=True
@@ -293,7 +399,8 @@ def add_admin_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     _history_flags(query)
     query.add_argument("--limit", type=int, default=100)
     query.add_argument("--after-id", type=int, help="continue after this message id")
-    export = history.add_parser("export", help="export the history as CSV (streamed)")
+    export = history.add_parser("export", parents=[socket_only],
+                                help="export the history as CSV (streamed)")
     _history_flags(export)
     export.add_argument("--output", "-o", required=True, help="CSV file to write ('-' = stdout)")
     delete = history.add_parser("delete", parents=[common], help="delete history entries")
@@ -312,9 +419,18 @@ def add_admin_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     st_remove.add_argument("system_id")
     st_remove.add_argument("destination")
 
-    sessions = groups.add_parser("sessions", parents=[common],
-                                 help="list bound sessions (of every node)")
-    sessions.add_argument("system_id", nargs="?")
+    sessions = groups.add_parser(
+        "sessions", help="list bound sessions (of every node), kick one or an account's",
+        usage="smppgw admin sessions [list [SID] | kick ID | kick --account SID] [--json]",
+        description="`sessions` or `sessions list [SID]`: every bound session (of one "
+                    "account), with the ID to kick it by. `sessions kick ID`: unbind that "
+                    "session, on whichever node. `sessions kick --account SID`: unbind all "
+                    "of the account's sessions. A kicked client may bind again at once.",
+    )
+    sessions.add_argument("words", nargs="*", metavar="list [SID] | kick ID",
+                          help=argparse.SUPPRESS)
+    sessions.add_argument("--account", metavar="SID",
+                          help="with kick: every session of this account")
 
     customer = groups.add_parser(
         "customer", help="customers of the web panel (people who own accounts), operators"
@@ -344,7 +460,119 @@ def add_admin_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     audit.add_argument("--limit", type=int, default=50)
     audit.add_argument("--target", help="only entries about this account")
     audit.add_argument("--action", dest="action_filter", help="only this action (or prefix)")
+
+    _upstream_parsers(groups, common)
+    _route_parsers(groups, common)
+    _number_parsers(groups, common)
     return admin
+
+
+def _global_flags(default: Any, *, json: bool = True) -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    if json:
+        flags.add_argument("--json", action="store_true", default=default,
+                           help="print JSON for scripts")
+    flags.add_argument("--socket", default=default,
+                       help="admin socket (default $SMPPGW_STATE_DIR/admin.sock)")
+    return flags
+
+
+class _Groups:
+    """The command groups of `admin`, each given the global flags (`account --json
+    list` works too) unless it already has them."""
+
+    def __init__(self, subparsers: argparse._SubParsersAction,
+                 common: argparse.ArgumentParser) -> None:
+        self._subparsers = subparsers
+        self._common = common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parents = list(kwargs.pop("parents", []))
+        if self._common not in parents:
+            parents.append(self._common)
+        return self._subparsers.add_parser(name, parents=parents, **kwargs)
+
+
+def _upstream_parsers(groups: _Groups, common: argparse.ArgumentParser) -> None:
+    upstream = groups.add_parser(
+        "upstream", help="upstream SMSCs (connectors): list, add, change, start, stop"
+    ).add_subparsers(dest="action", required=True)
+    upstream.add_parser("list", parents=[common], help="every connector and its link state")
+    add = upstream.add_parser("add", parents=[common], help="add a connector")
+    add.add_argument("name")
+    _upstream_flags(add)
+    set_ = upstream.add_parser("set", parents=[common],
+                               help="change a connector (only the flags given)")
+    set_.add_argument("name")
+    _upstream_flags(set_)
+    for action, what in (("remove", "remove a connector"), ("start", "start (enable) it"),
+                         ("stop", "stop (disable) it, on every node")):
+        p = upstream.add_parser(action, parents=[common], help=what)
+        p.add_argument("name")
+
+
+def _upstream_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--type", choices=CONNECTOR_TYPES)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--system-id", help="system_id the gateway binds with")
+    password = parser.add_mutually_exclusive_group()
+    password.add_argument("--password-stdin", action="store_true",
+                          help="read the bind password from the first line of stdin")
+    password.add_argument("--password", help="the bind password (visible in `ps`: "
+                                             "prefer --password-stdin)")
+    parser.add_argument("--bind", choices=BIND_MODES)
+    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
+                        help="TLS to the upstream")
+    parser.add_argument("--window", type=int, help="outstanding submits")
+    parser.add_argument("--throughput", type=float, help="messages per second")
+    parser.add_argument("--long-messages", choices=LONG_MESSAGE_MODES)
+    parser.add_argument("--system-type")
+    parser.add_argument("--reconnect-min", type=float, help="seconds")
+    parser.add_argument("--reconnect-max", type=float, help="seconds")
+    parser.add_argument("--latency-ms", type=float, help="simulator: delay of its answers")
+    parser.add_argument("--mix", help="simulator: outcome mix, e.g. delivered=9,undeliverable=1")
+    parser.add_argument("--nodes", type=_node_ids, metavar="ID,ID",
+                        help="several nodes: only these node_ids keep a link to it "
+                             "('' = every node)")
+
+
+def _node_ids(text: str) -> list[int]:
+    """'1,2' -> [1, 2]; '' -> [] (every node)."""
+    try:
+        return [int(n) for n in text.replace(" ", "").split(",") if n]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected node_ids separated by commas, e.g. 1,2; got {text!r}") from None
+
+
+def _route_parsers(groups: _Groups, common: argparse.ArgumentParser) -> None:
+    route = groups.add_parser(
+        "route", help="which connectors carry which destinations"
+    ).add_subparsers(dest="action", required=True)
+    route.add_parser("list", parents=[common], help="the routing table")
+    set_ = route.add_parser("set", parents=[common],
+                            help="route a prefix to connectors, in failover order")
+    set_.add_argument("prefix", help=f"destination prefix; '{DEFAULT_ROUTE}' or '' for every "
+                                     "destination")
+    set_.add_argument("connectors", nargs="+", metavar="CONNECTOR")
+    set_.add_argument("--account", metavar="SID", help="a route of this account only")
+    remove = route.add_parser("remove", parents=[common], help="remove a route")
+    remove.add_argument("prefix", help=f"'{DEFAULT_ROUTE}' or '' for every destination")
+    remove.add_argument("--account", metavar="SID")
+
+
+def _number_parsers(groups: _Groups, common: argparse.ArgumentParser) -> None:
+    number = groups.add_parser(
+        "number", help="inbound numbers: whose MOs an account receives"
+    ).add_subparsers(dest="action", required=True)
+    what = "an MSISDN, a prefix 33612* or a range 33612340000-33612349999"
+    for action in ("add", "remove"):
+        p = number.add_parser(action, parents=[common], help=f"{action} {what}")
+        p.add_argument("system_id")
+        p.add_argument("number", help=what)
+    listing = number.add_parser("list", parents=[common], help="inbound numbers")
+    listing.add_argument("system_id", nargs="?", help="one account (default: all)")
 
 
 def _setting_flags(parser: argparse.ArgumentParser) -> None:

@@ -10,14 +10,15 @@ unreachable at a bind, the local count decides (the gateway keeps serving), and 
 node registers its sessions again once a heartbeat gets through.
 
 It is also what the admin sees of sessions: this node's, and those the store holds for
-the other live nodes; a kick (suspend or rotate with --unbind) unbinds the account here
-and tells the other nodes to do the same (store.changes).
+the other live nodes, each with its id "<node>/<session number>" (the number of the
+session's log lines); a kick (suspend or rotate with --unbind) unbinds the account here
+and tells the other nodes to do the same, and a kick of one session id unbinds it here
+or tells its node (store.changes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import socket
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from store.changes import UNBIND_PREFIX, unbind_notice
+from store.changes import KICK_PREFIX, UNBIND_PREFIX, kick_notice, unbind_notice
 from store.nodes import NodeInfo
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ class Presence:
         self.shared = shared
         self._interval = heartbeat_interval
         self._ttl = timedelta(seconds=ttl)
-        self._numbers = itertools.count(1)
+        # session -> its id, "<node>/<session number>", for every bound session
+        self._ids: dict[BoundSession, str] = {}
         # session -> its id in the store (shared stores only)
         self._registered: dict[BoundSession, str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -125,13 +127,14 @@ class Presence:
     async def bind(self, session: BoundSession, account: Account, bind_type: str) -> bool:
         """Whether the cluster has room for this bind (registered if so); always True
         on a store of one node, where the local limits decide."""
+        session_id = f"{self.node}/{session.number}"
+        self._ids[session] = session_id
         if not self.shared:
             return True
         if self._tasks:
             # Unbinds of this node still being written: a client that reconnects at once
             # must not find its own previous session counted.
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        session_id = f"{self.node}/{next(self._numbers)}"
         try:
             ok = await self._store.bind(session_id, self.node, account.id, bind_type,
                                         session.peer, _now(), limit=account.bind_limit,
@@ -143,10 +146,13 @@ class Presence:
             ok = True
         if ok:
             self._registered[session] = session_id
+        else:
+            self._ids.pop(session, None)
         return ok
 
     def unbound(self, session: BoundSession) -> None:
         """The session left: its registration goes, in the background."""
+        self._ids.pop(session, None)
         session_id = self._registered.pop(session, None)
         if session_id is None:
             return
@@ -179,16 +185,16 @@ class Presence:
         """The bound sessions of the whole cluster (of one account, or of all): this
         node's, then those the store holds for the other live nodes."""
         found = [
-            {"node": self.node, "system_id": s.system_id, "peer": s.peer,
-             "bind_type": s.bind_type, "tls": s.tls}
+            {"id": self._ids.get(s), "node": self.node, "system_id": s.system_id,
+             "peer": s.peer, "bind_type": s.bind_type, "tls": s.tls}
             for s in self._local.bound(system_id)
         ]
         if self.shared:
             for row in await self._store.sessions(_now(), self._ttl, besides=self.node,
                                                   system_id=system_id):
-                found.append({"node": row["node"], "system_id": row["system_id"],
-                              "peer": row["peer"], "bind_type": row["bind_type"],
-                              "tls": None})
+                found.append({"id": row["id"], "node": row["node"],
+                              "system_id": row["system_id"], "peer": row["peer"],
+                              "bind_type": row["bind_type"], "tls": None})
         return found
 
     async def bound_counts(self) -> dict[str, int]:
@@ -206,6 +212,28 @@ class Presence:
             await self._changes.publish(unbind_notice(system_id))
         return here + len(elsewhere)
 
+    async def kick_session(self, session_id: str) -> dict[str, Any] | None:
+        """Unbind the one session `session_id` (as `sessions` lists it), on whichever
+        node holds it; the session as it was listed, or None if no live node has it."""
+        here = self._session_here(session_id)
+        if here is not None:
+            here.request_unbind()
+            return {"id": session_id, "node": self.node, "system_id": here.system_id,
+                    "peer": here.peer, "bind_type": here.bind_type}
+        if not self.shared or self._changes is None:
+            return None
+        for row in await self.sessions():
+            if row["id"] == session_id and row["node"] != self.node:
+                await self._changes.publish(kick_notice(session_id))
+                return {k: row[k] for k in ("id", "node", "system_id", "peer", "bind_type")}
+        return None
+
+    def _session_here(self, session_id: str) -> BoundSession | None:
+        for session, known in self._ids.items():
+            if known == session_id:
+                return session
+        return None
+
     def _unbind_here(self, system_id: str) -> int:
         sessions = self._local.bound(system_id)
         for session in sessions:
@@ -213,6 +241,13 @@ class Presence:
         return len(sessions)
 
     def _heard(self, payload: str) -> None:
+        if payload.startswith(KICK_PREFIX):
+            session = self._session_here(payload[len(KICK_PREFIX):])
+            if session is not None:
+                log.info("unbinding session %s of %s, as another node asked",
+                         payload[len(KICK_PREFIX):], session.system_id)
+                session.request_unbind()
+            return
         if payload.startswith(UNBIND_PREFIX):
             unbound = self._unbind_here(payload[len(UNBIND_PREFIX):])
             if unbound:

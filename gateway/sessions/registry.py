@@ -32,6 +32,8 @@ class BoundSession(Protocol):
     account: Account
     peer: str
     tls: bool
+    # This process's number for the connection (the `session=` of its log lines).
+    number: int
 
     @property
     def system_id(self) -> str: ...

@@ -1,4 +1,4 @@
-"""Account operations: create, show, list, change settings, suspend and resume.
+"""Account operations: create, show, list, change settings, suspend, resume, delete.
 
 `apply_settings` is the one way a settings change is written, audited (only what
 changed) and made live; the credit automation operations use it too.
@@ -16,6 +16,7 @@ from gateway.admin.context import AdminContext
 from gateway.admin.parsing import (
     SETTINGS,
     AdminError,
+    AdminUsageError,
     as_flag,
     parse_settings,
     raw_list,
@@ -23,7 +24,9 @@ from gateway.admin.parsing import (
     str_list,
 )
 from gateway.admin.views import account_view
-from store.money import parse_credits
+from store.accounts import in_flight_reason
+from store.errors import AccountNotEmpty
+from store.money import format_credits, parse_credits
 
 
 def account_defaults(s: Settings) -> dict[str, Any]:
@@ -86,7 +89,7 @@ async def set_settings(ctx: AdminContext, args: dict, actor: str) -> dict:
     row = await ctx.account(args)
     values = parse_settings({k: v for k, v in args.items() if k != "system_id"})
     if not values:
-        raise AdminError(f"nothing to change; settings: {', '.join(SETTINGS)}")
+        raise AdminUsageError(f"nothing to change; settings: {', '.join(SETTINGS)}")
     return await apply_settings(ctx, row, values, actor, "account.set")
 
 
@@ -131,3 +134,32 @@ async def _set_status(ctx: AdminContext, args: dict, actor: str, status: str) ->
     result = account_view(after, bound=await ctx.bound_count(system_id))
     result["sessions_unbound"] = unbound
     return result
+
+
+async def delete(ctx: AdminContext, args: dict, actor: str) -> dict:
+    """A soft delete: the account can never bind again and its system_id is not given
+    again; its history, ledger and audit rows stay. Refused while messages are in
+    flight (MT not final, receipts or MOs waiting for the customer), and while the
+    balance is not zero unless forfeit_balance (an 'adjust' ledger row writes it off)."""
+    row = await ctx.account(args)
+    system_id = row["system_id"]
+    forfeit = as_flag(args.get("forfeit_balance", False))
+    # Checked before the kick, so that a refusal leaves the customer bound; the store
+    # checks again in the transaction that deletes.
+    mt, waiting = await ctx.accounts.in_flight(system_id)
+    if mt or waiting:
+        raise AccountNotEmpty(system_id, in_flight_reason(mt, waiting))
+    if row["balance"] and not forfeit:
+        raise AccountNotEmpty(
+            system_id, f"its balance is {format_credits(row['balance'])} credits; transfer "
+            "them to another account first, or add --forfeit-balance")
+    unbound = await ctx.sessions.kick(system_id)
+    forfeited = await ctx.accounts.delete(system_id, forfeit_balance=forfeit)
+    await ctx.changed(actor, "account.delete", system_id, account_view(row),
+                      {"deleted": True, "balance_forfeited": format_credits(forfeited),
+                       "sessions_unbound": unbound})
+    # A client that bound again between the kick and the directory's refresh (those
+    # already unbinding are left as they are: not counted twice).
+    await ctx.sessions.kick(system_id)
+    return {"system_id": system_id, "deleted": True, "sessions_unbound": unbound,
+            "balance_forfeited": format_credits(forfeited)}

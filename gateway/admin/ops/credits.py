@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gateway.admin.context import AdminContext
 from gateway.admin.ops.accounts import apply_settings
-from gateway.admin.parsing import AdminError, as_flag, money_or_off, required
+from gateway.admin.parsing import AdminUsageError, as_flag, money_or_off, required
 from store.errors import InsufficientCredit
 from store.money import MAX_AMOUNT, format_credits, parse_credits
 
@@ -18,7 +18,7 @@ async def add(ctx: AdminContext, args: dict, actor: str) -> dict:
     row = await ctx.account(args)
     amount = parse_credits(required(args, "amount"))
     if amount <= 0:
-        raise AdminError("amount must be a positive number of credits")
+        raise AdminUsageError("amount must be a positive number of credits")
     balance = await ctx.ledger.add_credits(
         row["system_id"], amount, kind="topup", note=args.get("note")
     )
@@ -37,10 +37,10 @@ async def transfer(ctx: AdminContext, args: dict, actor: str) -> dict:
     src = await ctx.account(args, "from")
     dst = await ctx.account(args, "to")
     if src["system_id"] == dst["system_id"]:
-        raise AdminError("cannot transfer credit from an account to itself")
+        raise AdminUsageError("cannot transfer credit from an account to itself")
     amount = parse_credits(required(args, "amount"))
     if amount <= 0:
-        raise AdminError("amount must be a positive number of credits")
+        raise AdminUsageError("amount must be a positive number of credits")
     directory = ctx.directory
     source = directory.get(src["system_id"])
     target = directory.get(dst["system_id"])
@@ -79,12 +79,12 @@ async def auto_topup(ctx: AdminContext, args: dict, actor: str) -> dict:
         threshold = parse_credits(required(args, "threshold"))
         amount = parse_credits(required(args, "amount"))
         if amount <= 0:
-            raise AdminError("amount must be a positive number of credits")
+            raise AdminUsageError("amount must be a positive number of credits")
         cap = money_or_off(args.get("monthly_cap"))
         if cap is not None and cap < amount:
-            raise AdminError("monthly_cap is below the top-up amount: it would never top up")
+            raise AdminUsageError("monthly_cap is below the top-up amount: it would never top up")
         if threshold + amount > MAX_AMOUNT:
-            raise AdminError(
+            raise AdminUsageError(
                 "threshold plus amount must stay within the balance limit of "
                 f"{format_credits(MAX_AMOUNT)} credits, or a top-up would pass it"
             )
