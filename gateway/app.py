@@ -39,8 +39,11 @@ from gateway.sessions.session import CustomerSession, SessionServices
 from gateway.sessions.shared_throttle import SharedThrottle
 from gateway.submit.operations import Operations
 from gateway.submit.pipeline import Submitter
-from gateway.upstream.base import HandOvers
-from gateway.upstream.build import build_delivery
+from gateway.upstream.base import Connector, HandOvers
+from gateway.upstream.build import connector_factory, initial_delivery
+from gateway.upstream.control import UpstreamControl
+from gateway.upstream.router import Router
+from gateway.upstream.stats import UpstreamCollector
 from gateway.web.app import Listening, WebContext, build_app
 from gateway.web.server import WebServer
 from pdu.link import LinkConfig, Role
@@ -50,7 +53,7 @@ from store.alerts import AlertStore
 from store.audit import AuditStore
 from store.changes import ChangeFeed
 from store.customers import CustomerStore
-from store.engine import make_engine, migrate
+from store.engine import make_engine, migrate, require_schema_at_head, revisions_text, schema_state
 from store.history import HistoryStore
 from store.inbound import InboundNumbers
 from store.ledger import LedgerStore
@@ -60,12 +63,15 @@ from store.outbox import OutboxStore
 from store.rates import RateStore
 from store.senders import SenderStore
 from store.stop_list import StopListStore
+from store.upstreams import UpstreamStore
 from store.writer import NewMessage, StoreWriter
 
 log = logging.getLogger(__name__)
 
 # deliver_sm the gateway keeps outstanding per customer session.
 DELIVER_WINDOW = 10
+# /readyz: a store slower than this to answer `SELECT 1` is reported not ready.
+READINESS_STORE_TIMEOUT = 2.0
 
 
 @dataclass
@@ -147,10 +153,17 @@ class Gateway:
             batch_size=batch,
         )
 
-        # Upstreams and the outbox that feeds them.
-        self.connectors, self.router = build_delivery(
-            s, self.inbound.on_deliver, self.inbound.receipt, self.handovers
+        # Upstreams and the outbox that feeds them. What runs is what the store holds
+        # (the configuration fills an empty store); operators change it at run time.
+        self.connectors: dict[str, Connector] = {}
+        self.router = Router([])
+        self.upstreams = UpstreamControl(
+            UpstreamStore(engine), initial_delivery(s),
+            connector_factory(self.inbound.on_deliver, self.inbound.receipt, self.handovers),
+            self.connectors, self.router, self.changes, on_started=self._upstream_started,
+            drain=s.response_timeout, node_id=s.node_id,
         )
+        self.metrics.registry.register(UpstreamCollector(lambda: list(self.connectors.values())))
         self.outbox = Outbox(
             self.writer, self.outbox_store, self.connectors, self.router, self.accounts, self.outcomes,
             self.metrics, node_id=s.node_id, retry_min=s.outbox_retry_min,
@@ -205,13 +218,14 @@ class Gateway:
             stop_list=stop_list, ledger=ledger, audit=audit, rates=rates,
             history=HistoryStore(engine), directory=self.accounts, sessions=self.presence,
             mailer=self.mailer, customers=CustomerStore(engine),
+            inbound_numbers=self.inbound_numbers, upstreams=self.upstreams,
         )
         self.admin = AdminServer(self.admin_context, s.effective_admin_socket)
         # The customer area, over the same operations; built once the listeners are up
         # (it shows where they are).
         self.web_server: WebServer | None = None
         self.metrics_server = (
-            MetricsServer(self.metrics, s.metrics_host, s.metrics_port)
+            MetricsServer(self.metrics, s.metrics_host, s.metrics_port, self._readiness)
             if s.metrics_port >= 0 else None
         )
         self.retention = RetentionJob(engine, s)
@@ -243,7 +257,10 @@ class Gateway:
 
         async def count_in_store() -> None:
             counted["outbox"] = await self.outbox_store.waiting()
-            waiting: dict[tuple[str, str], int] = {}
+            # Every kind and receiver shown, at 0 when nothing waits: a dashboard's series
+            # must not vanish when the queue empties.
+            waiting = {(kind, receiver): 0 for kind in tables.DELIVERY_KINDS
+                       for receiver in ("bound", "away")}
             for account_id, kind, n in await self.messages.waiting_deliveries():
                 receiver = "bound" if self.sessions.receiver_for(account_id) else "away"
                 waiting[kind, receiver] = waiting.get((kind, receiver), 0) + n
@@ -259,10 +276,30 @@ class Gateway:
             " whether a receiver of the account is bound here (away: waiting for a bind)",
             ["kind", "receiver"], lambda: counted["deliveries"])
 
+    async def _readiness(self) -> tuple[bool, dict[str, str]]:
+        """What /readyz answers: the node takes traffic when it is started (not yet
+        stopping), its SMPP listeners are open and its store answers a query quickly."""
+        checks = {"store": "ok", "listeners": "ok"}
+        if not self._started:
+            checks["listeners"] = "not started, or stopping"
+        elif self.listeners.plain is None and self.listeners.tls is None:
+            checks["listeners"] = "no SMPP listener open"
+        try:
+            async with asyncio.timeout(READINESS_STORE_TIMEOUT):
+                async with self.engine.connect() as conn:
+                    await conn.execute(select(1))
+        except TimeoutError:
+            checks["store"] = f"no answer within {READINESS_STORE_TIMEOUT:g}s"
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the store is the answer
+            # The driver's own error, first line: SQLAlchemy appends the SQL and a link.
+            cause = getattr(exc, "orig", None) or exc
+            checks["store"] = f"unreachable: {cause}".splitlines()[0][:200]
+        return all(v == "ok" for v in checks.values()), checks
+
     # --- life cycle ------------------------------------------------------------------
 
     async def start(self) -> Endpoints:
-        await migrate(self.engine)
+        await self._prepare_schema()
         await self.accounts.load()
         self.accounts.follow(self.settings.directory_reload_interval)
         await self._floor_message_ids()
@@ -287,6 +324,17 @@ class Gateway:
         self._started = True
         return self.endpoints
 
+    async def _prepare_schema(self) -> None:
+        """Migrate the store (auto_migrate: SQLite by default), or refuse to start, with
+        what to run, unless its schema is the one this code needs (SchemaNotAtHead)."""
+        if self.settings.effective_auto_migrate:
+            upgrade = await migrate(self.engine)
+            if upgrade.applied:
+                log.info("schema upgraded from %s to %s",
+                         revisions_text(upgrade.before), revisions_text(upgrade.after))
+            return
+        require_schema_at_head(await schema_state(self.engine))
+
     def _web_server(self) -> WebServer:
         s = self.settings
         smpp_port = self.endpoints.smpp[1] if self.endpoints.smpp else None
@@ -308,17 +356,22 @@ class Gateway:
 
     async def _start_upstreams(self) -> None:
         """Connectors, then the outbox, which finds accepted messages left by a crash."""
-        for connector in self.connectors.values():
-            await connector.start()
-            if connector.in_process:
-                # An in-process upstream forgot what it had taken: have it report again.
-                rows = await self.outbox_store.enroute_with(connector.name)
-                for row in rows:
-                    connector.resume(NewMessage.from_row(row), row["upstream_id"])  # type: ignore[attr-defined]
-                if rows:
-                    log.info("%s: re-driving %d messages taken before the restart",
-                             connector.name, len(rows))
+        await self.upstreams.start()
         await self.outbox.start()
+
+    async def _upstream_started(self, connector: Connector) -> None:
+        """A connector started (at start, or by an operator): the outbox hears when it
+        comes up, and an in-process upstream reports again what it had taken before."""
+        connector.on_up = self.outbox.notify
+        self.outbox.notify()
+        if connector.in_process:
+            # An in-process upstream forgot what it had taken: have it report again.
+            rows = await self.outbox_store.enroute_with(connector.name)
+            for row in rows:
+                connector.resume(NewMessage.from_row(row), row["upstream_id"])  # type: ignore[attr-defined]
+            if rows:
+                log.info("%s: re-driving %d messages taken before the restart",
+                         connector.name, len(rows))
 
     async def stop(self) -> None:
         """Stop accepting, unbind every session, and commit all in-flight work."""
@@ -340,8 +393,7 @@ class Gateway:
             session.close("the gateway is stopping")  # type: ignore[attr-defined]
         await self.presence.stop()
         await self.outbox.stop()
-        for connector in self.connectors.values():
-            await connector.stop()
+        await self.upstreams.stop()
         await self.outbinder.stop()
         await self.inbound.drain()
         await self.deliveries.stop()

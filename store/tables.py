@@ -131,6 +131,10 @@ accounts = sa.Table(
     sa.Column("outbind_address", sa.String(255), nullable=True),
     sa.Column("outbind_system_id", sa.String(16), nullable=True),
     sa.Column("outbind_password", sa.String(9), nullable=True),
+    # Migration 0012: set by `account delete`, a soft delete. The row stays for its
+    # history, ledger and audit (its system_id is never given again); the directory and
+    # every account read of the operator no longer see it.
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("status IN ('active', 'suspended')", name="status"),
     # Migration 0007. Operators keep balances within store.money.MAX_AMOUNT; the
@@ -327,7 +331,13 @@ audit_log = sa.Table(
 
 # --- delivery pipeline (migration 0003) ------------------------------------------------
 
-# Numbers (MSISDNs, short codes) whose MO messages belong to an account.
+INBOUND_KINDS = ("exact", "prefix", "range")
+
+# Numbers (MSISDNs, short codes), prefixes and ranges whose MO messages belong to an
+# account (kinds and ranges: migration 0010). `number` is the exact number, the prefix
+# or the range's first number; `range_end` the range's last, of the same length.
+# Entries of two accounts never overlap: store.inbound checks it under a lock, as no
+# constraint of both engines can.
 inbound_numbers = sa.Table(
     "inbound_numbers",
     metadata,
@@ -338,9 +348,19 @@ inbound_numbers = sa.Table(
         sa.ForeignKey("accounts.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    sa.Column("number", sa.String(21), nullable=False, unique=True),
+    sa.Column("number", sa.String(21), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False, server_default="exact"),
+    sa.Column("range_end", sa.String(21), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Index("ix_inbound_numbers_account_id", "account_id"),
+    sa.Index("ix_inbound_numbers_number", "number"),
+    sa.CheckConstraint("kind IN ('exact', 'prefix', 'range')", name="kind"),
+    sa.CheckConstraint(
+        "(kind = 'range' AND range_end IS NOT NULL AND length(range_end) = length(number)"
+        " AND range_end >= number)"
+        " OR (kind <> 'range' AND range_end IS NULL)",
+        name="range_end",
+    ),
 )
 
 # --- account control (migration 0002) ------------------------------------------------
@@ -517,4 +537,38 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", UTCDateTime, nullable=True),
     sa.Index("ix_api_tokens_customer_id", "customer_id"),
     _length("name", 64, least=1),
+)
+
+# --- upstreams and routes as data (migration 0011) -------------------------------------
+
+# The upstream connectors an operator manages at run time (`smppgw admin upstream`).
+# `config` is the connector's settings as JSON (config.upstreams.UpstreamConfig's keys,
+# the upstream's password included: the gateway must present it, so it cannot be a
+# hash; it is never shown). `enabled` false: stopped by an operator, on every node.
+upstreams = sa.Table(
+    "upstreams",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    _length("name", 64, least=1),
+)
+
+# Which connectors, in failover order (comma-separated names), carry messages to
+# destinations starting with `prefix` ("" = every destination); `account` is a
+# system_id for a route of one account, "" for everyone (not NULL, so the pair is
+# unique on both engines).
+routes = sa.Table(
+    "routes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("prefix", sa.String(16), nullable=False, server_default=""),
+    sa.Column("account", sa.String(64), nullable=False, server_default=""),
+    sa.Column("connectors", sa.String(1024), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    sa.UniqueConstraint("prefix", "account"),
+    _length("prefix", 16),
+    _length("account", 64),
+    _length("connectors", 1024, least=1),
 )

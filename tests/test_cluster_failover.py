@@ -4,7 +4,8 @@ lease has run out, and not before; the customer gets exactly one receipt per mes
 
 Node B's upstream is an SMSC that binds but never answers submit_sm, so what B accepted
 stays ACCEPTED and claimed by B (some of it in flight to that SMSC, the rest queued in
-B's memory) until B is killed. Node A's upstream is its built-in simulator.
+B's memory) until B is killed. Node A's upstream is its built-in simulator. Both are in
+the shared store, each limited to its node (`--nodes`), as an operator sets them up.
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ class HungSmsc:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return self
 
-    def url(self) -> str:
+    @property
+    def port(self) -> int:
         assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"smpp://gw:secret@127.0.0.1:{port}?window={UPSTREAM_WINDOW}"
+        return self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         if self._server is not None:
@@ -117,10 +118,14 @@ async def nodes(gateway_store: str, tmp_path: Path, hung_smsc: HungSmsc
     """Node A (node-1) on its built-in simulator, node B (node-2) on the hung SMSC."""
     started: list[Node] = []
     try:
-        # One after the other: the first one migrates the empty database.
         started.append(await _start_node(gateway_store, tmp_path / "node1", 1))
-        started.append(await _start_node(gateway_store, tmp_path / "node2", 2,
-                                         SMPPGW_UPSTREAM_URL=hung_smsc.url()))
+        started.append(await _start_node(gateway_store, tmp_path / "node2", 2))
+        a = started[0]
+        await a.admin("upstream", "set", "simulator", "--nodes", "1")
+        await a.admin("upstream", "add", "hung", "--type", "smpp", "--host", "127.0.0.1",
+                      "--port", str(hung_smsc.port), "--system-id", "gw", "--password",
+                      "secret", "--window", str(UPSTREAM_WINDOW), "--nodes", "2")
+        await a.admin("route", "set", "default", "hung", "simulator")
         yield started[0], started[1]
     finally:
         for node in started:

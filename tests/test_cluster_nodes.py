@@ -45,7 +45,7 @@ async def _two_nodes(database_url: str, tmp_path: Path, **settings: str
                      ) -> AsyncIterator[tuple[Node, Node]]:
     started: list[Node] = []
     try:
-        # One after the other: the first one migrates the empty database.
+        # One after the other: the first one fills the empty upstream and route tables.
         for node_id in (1, 2):
             started.append(await start_node(database_url, tmp_path / f"node{node_id}",
                                             node_id, **settings))

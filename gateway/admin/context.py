@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from store.audit import AuditStore
     from store.customers import CustomerStore
     from store.history import HistoryStore
+    from store.inbound import InboundNumbers
     from store.ledger import LedgerStore
     from store.rates import RateStore
     from store.senders import SenderStore
@@ -41,7 +42,35 @@ class SessionsView(Protocol):
         """Unbind the account's sessions on every node; how many there were."""
         ...
 
+    async def kick_session(self, session_id: str) -> dict[str, Any] | None:
+        """Unbind one session (its id as `sessions` lists it) on whichever node holds
+        it; the session as listed, or None if no live node has it."""
+        ...
+
     async def nodes(self) -> list[dict[str, Any]]: ...
+
+
+class UpstreamsView(Protocol):
+    """The upstreams and routes an operator changes at run time
+    (gateway.upstream.control.UpstreamControl)."""
+
+    def describe(self) -> list[dict[str, Any]]: ...
+
+    def config_of(self, name: str) -> Any: ...
+
+    async def add(self, values: dict[str, Any]) -> Any: ...
+
+    async def change(self, name: str, values: dict[str, Any]) -> tuple[Any, Any]: ...
+
+    async def remove(self, name: str) -> None: ...
+
+    async def set_enabled(self, name: str, enabled: bool) -> None: ...
+
+    def routes(self) -> list[dict[str, Any]]: ...
+
+    async def set_route(self, values: dict[str, Any]) -> Any: ...
+
+    async def remove_route(self, prefix: str, account: str | None) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +89,11 @@ class AdminContext:
     mailer: Mailer
     # The people who log in to the web panel, and the accounts each owns.
     customers: CustomerStore
+    # The upstream connectors and the routing table of this node (and the store's).
+    upstreams: UpstreamsView
+    # Numbers, prefixes and ranges whose MOs go to an account (read by the MO path
+    # from the store: nothing in memory to refresh).
+    inbound_numbers: InboundNumbers
 
     async def account(self, args: dict, key: str = "system_id") -> dict[str, Any]:
         """The stored account named by args[key]; AdminError if there is none."""

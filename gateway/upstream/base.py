@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.upstream.stats import LinkStats
 from pdu.codec import AlertNotification, DeliverSm
 from pdu.status import CommandStatus, status_name
 from store.writer import NewMessage
@@ -120,10 +121,28 @@ class Connector:
     def __init__(self, handovers: HandOvers) -> None:
         self.handovers = handovers
         self.on_up: Callable[[], None] = lambda: None
+        self.stats = LinkStats()
 
     @property
     def is_up(self) -> bool:
         raise NotImplementedError
+
+    @property
+    def in_flight(self) -> int:
+        """Requests written to the upstream whose answer is awaited."""
+        return 0
+
+    def describe(self) -> dict[str, object]:
+        """What `smppgw admin upstream list` shows of the running connector."""
+        stats = self.stats
+        return {
+            "state": stats.state, "since": stats.since.isoformat(timespec="seconds"),
+            "last_error": stats.last_error or None,
+            "last_error_at": (stats.last_error_at.isoformat(timespec="seconds")
+                              if stats.last_error_at else None),
+            "reconnects": stats.reconnects, "in_flight": self.in_flight,
+            "rate": round(stats.rate, 1),
+        }
 
     @property
     def capacity(self) -> int:
@@ -145,5 +164,7 @@ class Connector:
     async def start(self) -> None:
         raise NotImplementedError
 
-    async def stop(self) -> None:
+    async def stop(self, drain: float | None = None) -> None:
+        """Stop; with `drain` (seconds), first take nothing new and wait up to that
+        long for the answers to what was written."""
         raise NotImplementedError

@@ -21,6 +21,10 @@ class Route:
 
 class Router:
     def __init__(self, routes: tuple[RouteConfig, ...] | list[RouteConfig]) -> None:
+        self.replace(routes)
+
+    def replace(self, routes: tuple[RouteConfig, ...] | list[RouteConfig]) -> None:
+        """A new table, all at once (an operator changed the routes)."""
         # Longest prefix first, account-specific before general: the first match wins.
         self._routes = sorted(
             (Route(r.prefix, r.account, tuple(r.connectors)) for r in routes),

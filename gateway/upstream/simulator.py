@@ -27,6 +27,7 @@ from gateway.upstream.base import (
     ReceiptCallback,
     SubmitResult,
 )
+from gateway.upstream.stats import STOPPED, UP
 from pdu.codec import AlertNotification, DataSm, DeliverSm, addresses
 from pdu.receipt import MessageState, receipt_deliver_sm
 from pdu.status import CommandStatus
@@ -182,12 +183,14 @@ class SimulatorConnector(Connector):
 
     async def start(self) -> None:
         self._running = True
+        self.stats.set_state(UP)
         if self.config.mo_rate > 0 and self.config.mo_to:
             self._mo_task = asyncio.get_running_loop().create_task(self._generate_mo())
 
-    async def stop(self) -> None:
-        # Outcomes not yet reported are re-driven by `resume` after a restart.
+    async def stop(self, drain: float | None = None) -> None:
+        # It answers at once: nothing is in flight to drain. Outcomes not yet reported are re-driven by `resume` after a restart.
         self._running = False
+        self.stats.set_state(STOPPED)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -208,6 +211,7 @@ class SimulatorConnector(Connector):
             future.set_result(SubmitResult(NOT_SENT))
             return future
         self.received += 1
+        self.stats.submitted()
         outcome = self.network.outcome()
         if outcome in SUBMIT_ERRORS:
             future.set_result(SubmitResult(SUBMIT_ERRORS[outcome]))

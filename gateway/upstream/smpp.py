@@ -37,6 +37,7 @@ from gateway.upstream.base import (
     PartRef,
     SubmitResult,
 )
+from gateway.upstream.stats import CONNECTING, DOWN, FAILED, STOPPED, UP
 from pdu.codec import (
     CommandId,
     DeliverSm,
@@ -58,7 +59,7 @@ from pdu.link import (
     State,
 )
 from pdu.smpptime import format_smpp_time
-from pdu.status import CommandStatus
+from pdu.status import CommandStatus, status_name
 from pdu.text import split_payload
 from pdu.tlv import Tag, decode_tlvs, int_tlv
 from store.writer import NewMessage
@@ -190,6 +191,8 @@ class _Link(LinkProtocol):
         self.bind = bind
         self.bind_result: asyncio.Future[int] = self.loop.create_future()
         self.closed: asyncio.Future[None] = self.loop.create_future()
+        # Why the link ended, for the operator's log line and `upstream list`.
+        self.close_reason = ""
 
     @property
     def bound(self) -> bool:
@@ -201,10 +204,14 @@ class _Link(LinkProtocol):
                        password=cfg.password, system_type=cfg.system_type)
 
     def on_lost(self, awaiting: list[tuple[int, Any]], exc: Exception | None) -> None:
+        if exc is not None:
+            self.close_reason = str(exc) or type(exc).__name__
+        elif not self.close_reason:
+            self.close_reason = "the upstream closed the connection"
         if not self.bind_result.done():
             self.bind_result.set_result(-1)
         for _, context in awaiting:
-            sending, index = context
+            sending, index, _ = context
             sending.answer(self.owner, index, CONNECTION_LOST, "")
         if not self.closed.done():
             self.closed.set_result(None)
@@ -213,7 +220,8 @@ class _Link(LinkProtocol):
         kind = type(event)
         owner = self.owner
         if kind is Response:
-            sending, index = event.context
+            sending, index, written = event.context
+            owner.stats.round_trip(self.loop.time() - written)
             upstream_id = ""
             if event.command_id == CommandId.SUBMIT_SM_RESP and event.command_status == 0:
                 upstream_id = event.pdu().message_id
@@ -225,7 +233,7 @@ class _Link(LinkProtocol):
         elif kind is Request:
             self._request(event.pdu)
         elif kind is ResponseTimeout:
-            sending, index = event.context
+            sending, index, _ = event.context
             sending.answer(owner, index, TIMEOUT, "")
             owner.pump()
         elif kind is Bound:
@@ -238,6 +246,7 @@ class _Link(LinkProtocol):
         elif kind is Closed:
             if not self.bind_result.done():
                 self.bind_result.set_result(-1)
+            self.close_reason = self.close_reason or str(event.reason)
             log.debug("%s: %s link closing: %s", owner.name, self.bind, event.reason)
 
     def _request(self, pdu: Pdu) -> None:
@@ -278,6 +287,8 @@ class SmppConnector(Connector):
         self._links: dict[str, _Link] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        # Stopped by an operator: no new message is taken while those in flight finish.
+        self._draining = False
         self._tokens = 0.0
         self._token_time = time.monotonic()
         self._pump_handle: asyncio.TimerHandle | None = None
@@ -294,7 +305,7 @@ class SmppConnector(Connector):
 
     @property
     def is_up(self) -> bool:
-        return self._tx is not None
+        return self._tx is not None and not self._draining
 
     def link_states(self) -> list[tuple[str, bool]]:
         return [(bind, bind in self._links and self._links[bind].bound) for bind in self._binds]
@@ -316,15 +327,27 @@ class SmppConnector(Connector):
     # life cycle
 
     async def start(self) -> None:
-        self._stopping = False
+        self._stopping = self._draining = False
+        self.stats.set_state(CONNECTING)
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._run(bind), name=f"upstream-{self.name}-{bind}")
+            loop.create_task(self._guarded(bind), name=f"upstream-{self.name}-{bind}")
             for bind in self._binds
         ]
 
-    async def stop(self) -> None:
+    async def stop(self, drain: float | None = None) -> None:
+        """Unbind and stop. With `drain` (seconds), first take no new message and wait
+        up to that long for the answers of those written (the rest fail as temporary
+        errors, which the outbox retries on another connector or later)."""
+        self._draining = True
+        self._fail_queue()
+        if drain:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + drain
+            while self.in_flight and loop.time() < deadline:
+                await asyncio.sleep(0.05)
         self._stopping = True
+        self.stats.set_state(STOPPED)
         for link in list(self._links.values()):
             link.unbind("the gateway is stopping")
         for link in list(self._links.values()):
@@ -337,10 +360,32 @@ class SmppConnector(Connector):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._fail_queue()
 
+    def _link_down(self, bind: str, attempt: int, delay: float, reason: str) -> None:
+        """A connect or bind that failed: the state says why; the log says it loudly on
+        the first failure and then every tenth, not at every back-off step."""
+        if attempt > 0:
+            self.stats.reconnects += 1
+        self.stats.set_state(DOWN, reason)
+        level = logging.ERROR if attempt % 10 == 0 else logging.DEBUG
+        log.log(level, "upstream %s: %s link: %s; retrying in %.1fs (attempt %d)",
+                self.name, bind, reason, delay, attempt + 1)
+
     def _fail_queue(self) -> None:
         while self._queue:
             sending, index, _ = self._queue.popleft()
             sending.answer(self, index, NOT_SENT, "")
+
+    async def _guarded(self, bind: str) -> None:
+        """`_run`, with any way it ends other than a stop said out loud and shown."""
+        try:
+            await self._run(bind)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats.set_state(FAILED, f"{type(exc).__name__}: {exc}")
+            log.exception("upstream %s: the %s link stopped on an error and will not "
+                          "reconnect until the upstream is started again: %s: %s",
+                          self.name, bind, type(exc).__name__, exc)  # noqa: TRY401 - the line itself must say why
 
     async def _run(self, bind: str) -> None:
         attempt = 0
@@ -359,23 +404,27 @@ class SmppConnector(Connector):
                 status = await link.bind_result
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max)
-                log.info("%s: cannot connect to %s:%s as %s (%s); retrying in %.1fs",
-                         self.name, cfg.host, cfg.port, bind, exc or type(exc).__name__, delay)
+                self._link_down(bind, attempt, delay, f"cannot connect to {cfg.host}:{cfg.port}:"
+                                f" {exc or type(exc).__name__}")
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
             if status != 0:
                 link.close("bind refused")
                 delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max)
-                log.warning("%s: %s bind refused with status 0x%08X; retrying in %.1fs",
-                            self.name, bind, status & 0xFFFFFFFF, delay)
+                reason = (f"bind refused with {status_name(status)}" if status > 0 else
+                          f"the connection ended before the bind was answered"
+                          f" ({link.close_reason or 'no reason given'})")
+                self._link_down(bind, attempt, delay, reason)
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
             self.connects += 1
             self._links[bind] = link
-            log.info("%s: bound as %s to %s:%s", self.name, bind, cfg.host, cfg.port)
+            if all(b in self._links for b in self._binds):
+                self.stats.set_state(UP)
+            log.info("upstream %s: bound as %s to %s:%s", self.name, bind, cfg.host, cfg.port)
             if bind in _TRANSMITS:
                 self.pump()
                 self.on_up()
@@ -385,11 +434,16 @@ class SmppConnector(Connector):
                 if self._links.get(bind) is link:
                     del self._links[bind]
             if not self._stopping:
-                log.warning("%s: %s connection to upstream lost; reconnecting", self.name, bind)
+                delay = backoff_delay(0, cfg.reconnect_min, cfg.reconnect_max)
+                reason = link.close_reason or "connection lost"
+                self.stats.reconnects += 1
+                self.stats.set_state(DOWN, reason)
+                log.error("upstream %s: the %s link to %s:%s was lost (%s); reconnecting in"
+                          " %.1fs", self.name, bind, cfg.host, cfg.port, reason, delay)
                 if bind in _TRANSMITS:
                     # Queued but not written: the outbox takes them back without counting.
                     self._fail_queue()
-                await asyncio.sleep(backoff_delay(0, cfg.reconnect_min, cfg.reconnect_max))
+                await asyncio.sleep(delay)
 
     # sending
 
@@ -437,7 +491,7 @@ class SmppConnector(Connector):
             if sending.future.done():
                 continue
             try:
-                link.send(pdu, loop_now, (sending, index))
+                link.send(pdu, loop_now, (sending, index, loop_now))
             except ValueError as exc:
                 log.error("%s: message %s cannot be encoded: %s", self.name, sending.msg.id, exc)
                 sending.answer(self, index, CommandStatus.ESME_RINVMSGLEN, "")
