@@ -3,8 +3,8 @@
 It feeds the socket's bytes to the link, hands the link's events to `handle_event`,
 writes what the link queued once per turn of the event loop (a group commit that
 releases a hundred responses costs one write), and keeps one timer armed at the link's
-next deadline. A flood is handled `FRAMES_PER_TURN` events at a time with reading
-paused in between, so one client cannot hold the loop.
+next deadline. A flood is handled `FRAMES_PER_TURN` events (`LINK_FRAMES_PER_TURN`
+frames) at a time with reading paused in between, so one client cannot hold the loop.
 
 Output is back-pressured: while the transport's buffer is above its high-water mark
 (asyncio's pause_writing) the connection is not read and its events wait, so a peer
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 # Events handled per turn of the event loop before other connections get theirs.
 FRAMES_PER_TURN = 64
+# Frames handled per turn, the ones the link answers itself (enquire_link, requests
+# refused before a bind) included: cheap, but a read of 256 KiB of them is some ten
+# thousand, and uvloop reads on while reading is not paused, timers waiting meanwhile.
+LINK_FRAMES_PER_TURN = 16 * FRAMES_PER_TURN
 # Seconds a closed connection may take to hand its last bytes to the peer before it is
 # aborted (a peer that does not read would hold it, and its buffer, for ever).
 CLOSE_GRACE = 5.0
@@ -168,18 +172,36 @@ class LinkProtocol(asyncio.Protocol):
         self._arm(link.next_deadline())
 
     def _handle_events(self, budget: int | None) -> bool:
-        """Hand over up to `budget` events (None: all); True when the budget ran out."""
+        """Hand over up to `budget` events, from as many frames as `LINK_FRAMES_PER_TURN`
+        allows for `FRAMES_PER_TURN` events (None: all, from all frames received);
+        True when the budget ran out. Frames the link answers itself make no event and
+        would otherwise all be handled in one call, a whole read of them."""
         link = self.link
+        if budget is None:
+            while (event := link.next_event()) is not None:
+                self._hand_over(event)
+            return False
+        frame_budget = budget * LINK_FRAMES_PER_TURN // FRAMES_PER_TURN
         handled = 0
-        while budget is None or handled < budget:
-            event = link.next_event()
+        start = link.frames_in
+        while handled < budget:
+            frames_left = frame_budget - (link.frames_in - start)
+            if frames_left <= 0:
+                break
+            event = link.next_event(frames_left)
             if event is None:
-                return False
+                # All received is handled, unless the frame budget stopped it.
+                if link.frames_in - start < frame_budget:
+                    return False
+                break
             handled += 1
-            self.handle_event(event)
-            if type(event) is Closed:
-                self._close_reason = event.reason
+            self._hand_over(event)
         return not link.closing
+
+    def _hand_over(self, event: Event) -> None:
+        self.handle_event(event)
+        if type(event) is Closed:
+            self._close_reason = event.reason
 
     def _sync_reading(self) -> None:
         transport = self.transport

@@ -282,6 +282,9 @@ class Link:
         self.state = State.OPEN
         self._framer = Framer(config.max_pdu_size)
         self._frames: deque[bytes] = deque()
+        # Frames of the peer handled so far, the ones the link answers itself included:
+        # what an adapter counts to bound the work of one turn.
+        self.frames_in = 0
         self._events: deque[Event] = deque()
         self._out: list[bytes] = []
         self._out_bytes = 0
@@ -359,12 +362,18 @@ class Link:
         self.last_rx = now
         self._framer.receive_data(data)
 
-    def next_event(self) -> Event | None:
-        """The next event, or None when everything received so far is handled."""
+    def next_event(self, max_frames: int | None = None) -> Event | None:
+        """The next event, or None when everything received so far is handled. With
+        `max_frames`, also None once that many frames were handled without an event:
+        frames the link answers itself (a flood of requests refused before a bind)
+        yield none, and would otherwise all be handled in this one call."""
+        taken = 0
         while True:
             if self._events:
                 return self._events.popleft()
             if self.state is State.CLOSED:
+                return None
+            if max_frames is not None and taken >= max_frames:
                 return None
             if not self._frames:
                 try:
@@ -377,6 +386,8 @@ class Link:
                 if not frames:
                     return None
                 self._frames.extend(frames)
+            taken += 1
+            self.frames_in += 1
             event = self._frame(self._frames.popleft())
             if event is not None:
                 return event

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.link_protocol import LinkProtocol
+from gateway.link_protocol import LINK_FRAMES_PER_TURN, LinkProtocol
 from pdu.codec import BindTransceiver, CommandId, EnquireLink, SubmitSm, encode
+from pdu.framing import Framer
 from pdu.link import Link, LinkConfig, Request, Role
 
 
@@ -124,6 +125,26 @@ async def test_bind_timeout_aborts_and_sends_nothing():
     await asyncio.sleep(0.1)
     assert transport.aborted and not transport.closed
     assert protocol.dropped == ["bind_timeout"]
+
+
+def answers(transport: FakeTransport) -> int:
+    framer = Framer()
+    framer.receive_data(transport.written)
+    return len(framer.frames())
+
+
+async def test_a_flood_the_link_refuses_itself_is_handled_a_budget_a_turn():
+    # Refused before a bind, these make no event: they count against the turn's budget
+    # all the same, else one read of them holds the loop and the bind timer with it.
+    protocol, transport = await connected()
+    flood = 3 * LINK_FRAMES_PER_TURN + 10
+    protocol.data_received(b"".join(encode(SubmitSm(sequence_number=i))
+                                    for i in range(1, flood + 1)))
+    assert answers(transport) == LINK_FRAMES_PER_TURN and not transport.reading
+    for _ in range(4):  # the rest, a budget a turn, then reading again
+        await turn()
+    assert answers(transport) == flood and transport.reading
+    assert protocol.events == []
 
 
 async def test_close_that_does_not_drain_is_aborted_after_the_grace():

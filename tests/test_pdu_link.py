@@ -535,6 +535,16 @@ def test_many_frames_in_one_read_come_out_one_event_at_a_time():
     assert [e.pdu.sequence_number for e in rest] == list(range(2, 101))
 
 
+def test_frames_the_link_answers_itself_are_handled_at_most_max_frames_a_call():
+    link = smsc()  # not bound: every submit_sm is refused by the link, no event
+    link.receive_data(b"".join(encode(SubmitSm(sequence_number=i)) for i in range(1, 101)), T0)
+    assert link.next_event(max_frames=64) is None
+    assert link.frames_in == 64 and len(written(link)) == 64
+    assert link.next_event(max_frames=64) is None
+    assert link.frames_in == 100 and len(written(link)) == 36
+    assert link.next_event() is None and link.frames_in == 100
+
+
 def test_alert_notification_is_sent_without_awaiting_an_answer():
     server, client = pair()
     server.notify(AlertNotification(source_addr="33600000000", esme_addr="ACME"))
