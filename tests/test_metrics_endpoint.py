@@ -151,7 +151,9 @@ async def test_the_writer_queue_gauge_counts_writes_waiting_for_a_slow_store(gat
     # sqlite3 shell): the writer's next commit waits for it, and what comes meanwhile
     # waits in the writer's queue.
     path = gateway.settings.effective_database_url.split("///", 1)[1]
-    other = sqlite3.connect(path, isolation_level=None)
+    # Its own BEGIN waits its turn behind the gateway's writes (a loaded machine can
+    # hold one past sqlite3's default 5 s).
+    other = sqlite3.connect(path, isolation_level=None, timeout=60)
     try:
         other.execute("BEGIN IMMEDIATE")
         # The first ones are taken into the commit that now waits for the lock...

@@ -136,64 +136,70 @@ async def test_nested_own_entries_keep_the_number_when_the_wider_one_goes(
     assert await numbers.owners(["33612345678", "33612999999"]) == {"33612345678": acme}
 
 
-@pytest.mark.parametrize(
-    ("theirs", "ours"),
-    [
-        ("33612345678", "33612345678"),
-        ("33612345678", "33612*"),  # a prefix covering their number
-        ("33612*", "33612345678"),  # a number under their prefix
-        ("33612*", "3361*"),  # a prefix covering theirs
-        ("3361*", "33612*"),  # a prefix under theirs
-        ("33612*", "33612*"),
-        ("33612340000-33612349999", "33612345678"),
-        ("33612345678", "33612340000-33612349999"),
-        ("33612340000-33612349999", "33612349999-33612350000"),  # one shared end
-        ("33612340000-33612349999", "33612300000-33612399999"),  # covering
-        ("33612340000-33612349999", "336123*"),  # a prefix covering the range
-        ("33612340000-33612349999", "336123455*"),  # a prefix inside the range
-        ("336123455*", "33612340000-33612349999"),
-        ("336*", "33612340000-33612349999"),
-        ("336123*", "33612290000-33612300000"),  # one end under the prefix
-    ],
-)
+# Pairs (another account's entry, ours) that overlap, and that do not. Each engine runs
+# every pair in one database (a fresh pair of accounts each): a database per pair cost
+# a minute of the suite.
+OVERLAPPING = [
+    ("33612345678", "33612345678"),
+    ("33612345678", "33612*"),  # a prefix covering their number
+    ("33612*", "33612345678"),  # a number under their prefix
+    ("33612*", "3361*"),  # a prefix covering theirs
+    ("3361*", "33612*"),  # a prefix under theirs
+    ("33612*", "33612*"),
+    ("33612340000-33612349999", "33612345678"),
+    ("33612345678", "33612340000-33612349999"),
+    ("33612340000-33612349999", "33612349999-33612350000"),  # one shared end
+    ("33612340000-33612349999", "33612300000-33612399999"),  # covering
+    ("33612340000-33612349999", "336123*"),  # a prefix covering the range
+    ("33612340000-33612349999", "336123455*"),  # a prefix inside the range
+    ("336123455*", "33612340000-33612349999"),
+    ("336*", "33612340000-33612349999"),
+    ("336123*", "33612290000-33612300000"),  # one end under the prefix
+]
+DISJOINT = [
+    ("33612345678", "33612345679"),
+    ("33612345678", "3361234567"),  # shorter: a different number
+    ("33612345678", "336123456789*"),  # a prefix of longer numbers only
+    ("33612*", "33613*"),
+    ("33612*", "3361"),  # exact 3361 does not start with 33612
+    ("33612340000-33612349999", "33612350000-33612359999"),
+    ("33612340000-33612349999", "3361234000-3361234999"),  # other length
+    ("33612340000-33612349999", "336123500*"),
+    ("33612340000-33612349999", "336123399*"),
+    ("33612340000-33612349999", "336123400000*"),  # longer than the range's numbers
+    ("336123*", "33612400000-33612499999"),
+]
+
+
 async def test_an_entry_overlapping_another_accounts_is_refused_naming_it(
-    store_db: StoreDB, theirs: str, ours: str
+    store_db: StoreDB,
 ) -> None:
-    other, acme = await _account(store_db, "other"), await _account(store_db, "acme")
     numbers = InboundNumbers(store_db.engine)
-    held = await numbers.add(other, theirs)
-    with pytest.raises(InboundNumberTaken,
-                       match=re.escape(f"overlaps {held.text}, which account 'other' holds")):
-        await numbers.add(acme, ours)
-    assert await numbers.list(acme) == []
+    for i, (theirs, ours) in enumerate(OVERLAPPING):
+        other = await _account(store_db, f"other{i}")
+        acme = await _account(store_db, f"acme{i}")
+        held = await numbers.add(other, theirs)
+        with pytest.raises(InboundNumberTaken, match=re.escape(
+                f"overlaps {held.text}, which account 'other{i}' holds")):
+            await numbers.add(acme, ours)
+        assert await numbers.list(acme) == [], (theirs, ours)
+        await numbers.remove(other, theirs)
 
 
-@pytest.mark.parametrize(
-    ("theirs", "ours"),
-    [
-        ("33612345678", "33612345679"),
-        ("33612345678", "3361234567"),  # shorter: a different number
-        ("33612345678", "336123456789*"),  # a prefix of longer numbers only
-        ("33612*", "33613*"),
-        ("33612*", "3361"),  # exact 3361 does not start with 33612
-        ("33612340000-33612349999", "33612350000-33612359999"),
-        ("33612340000-33612349999", "3361234000-3361234999"),  # other length
-        ("33612340000-33612349999", "336123500*"),
-        ("33612340000-33612349999", "336123399*"),
-        ("33612340000-33612349999", "336123400000*"),  # longer than the range's numbers
-        ("336123*", "33612400000-33612499999"),
-    ],
-)
 async def test_entries_that_do_not_overlap_go_to_different_accounts(
-    store_db: StoreDB, theirs: str, ours: str
+    store_db: StoreDB,
 ) -> None:
-    other, acme = await _account(store_db, "other"), await _account(store_db, "acme")
     numbers = InboundNumbers(store_db.engine)
-    await numbers.add(other, theirs)
-    entry = await numbers.add(acme, ours)
-    assert await numbers.list() == sorted(
-        [("other", parse_entry(theirs)), ("acme", entry)],
-        key=lambda r: (r[0], r[1].number))
+    for i, (theirs, ours) in enumerate(DISJOINT):
+        other = await _account(store_db, f"other{i}")
+        acme = await _account(store_db, f"acme{i}")
+        await numbers.add(other, theirs)
+        entry = await numbers.add(acme, ours)
+        assert await numbers.list() == sorted(
+            [(f"other{i}", parse_entry(theirs)), (f"acme{i}", entry)],
+            key=lambda r: (r[0], r[1].number)), (theirs, ours)
+        await numbers.remove(other, theirs)
+        await numbers.remove(acme, ours)
 
 
 async def test_the_same_entry_twice_is_refused_and_remove_wants_the_exact_entry(
