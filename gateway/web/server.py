@@ -62,7 +62,16 @@ class WebServer:
             return
         server.should_exit = True
         if self._task is not None:
+            # Its main loop only sleeps and ticks (every 0.1 s) until should_exit is seen:
+            # cancelled, not waited for, so a stop does not wait for the next tick.
+            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await server.shutdown(sockets=[self._sock] if self._sock else None)
+        state = server.server_state
+        if state.connections or state.tasks:
+            await server.shutdown(sockets=[self._sock] if self._sock else None)
+        else:
+            # Nothing to let finish: uvicorn's shutdown would still sleep 0.1 s first.
+            for listening in server.servers:
+                listening.close()
         if self._sock is not None:
             self._sock.close()
