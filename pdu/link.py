@@ -367,13 +367,13 @@ class Link:
         `max_frames`, also None once that many frames were handled without an event:
         frames the link answers itself (a flood of requests refused before a bind)
         yield none, and would otherwise all be handled in this one call."""
-        taken = 0
+        stop_at = None if max_frames is None else self.frames_in + max_frames
         while True:
             if self._events:
                 return self._events.popleft()
             if self.state is State.CLOSED:
                 return None
-            if max_frames is not None and taken >= max_frames:
+            if stop_at is not None and self.frames_in >= stop_at:
                 return None
             if not self._frames:
                 try:
@@ -386,7 +386,6 @@ class Link:
                 if not frames:
                     return None
                 self._frames.extend(frames)
-            taken += 1
             self.frames_in += 1
             event = self._frame(self._frames.popleft())
             if event is not None:

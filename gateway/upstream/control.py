@@ -190,12 +190,10 @@ class UpstreamControl:
             elif cfg.nodes and self._node_id not in cfg.nodes:
                 row["state"] = ELSEWHERE
             row["nodes"] = list(cfg.nodes) or "all"
-            row.update(window=cfg.window if cfg.type == "smpp" else None,
-                       throughput=cfg.throughput if cfg.type == "smpp" else None,
-                       host=cfg.host if cfg.type == "smpp" else None,
-                       port=cfg.port if cfg.type == "smpp" else None,
-                       system_id=cfg.system_id or None, bind=cfg.bind if cfg.type == "smpp"
-                       else None)
+            # A network link's settings; an in-process simulator has none of them.
+            smpp = cfg.type == "smpp"
+            for key in ("window", "throughput", "host", "port", "system_id", "bind"):
+                row[key] = getattr(cfg, key) if smpp and getattr(cfg, key) != "" else None
             rows.append(row)
         return rows
 
@@ -237,12 +235,13 @@ class UpstreamControl:
         return [{"prefix": r.prefix, "account": r.account or "", "connectors": list(r.connectors)}
                 for r in self.router.routes]
 
-    async def set_route(self, values: dict[str, Any]) -> StoredRoute | None:
+    async def set_route(self, values: dict[str, Any]) -> tuple[StoredRoute | None, StoredRoute]:
+        """Create or replace a route; (the one it replaced, the one now stored)."""
         route = parse_route(values, where="route")
-        old = await self._store.set_route(
-            StoredRoute(route.prefix, route.account or "", tuple(route.connectors)))
+        new = StoredRoute(route.prefix, route.account or "", tuple(route.connectors))
+        old = await self._store.set_route(new)
         await self._changed()
-        return old
+        return old, new
 
     async def remove_route(self, prefix: str, account: str | None) -> StoredRoute:
         old = await self._store.remove_route(prefix, account or "")

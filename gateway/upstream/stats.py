@@ -57,16 +57,13 @@ class LinkStats:
     def round_trip(self, seconds: float) -> None:
         self.round_trips[bisect.bisect_left(ROUND_TRIP_BUCKETS, seconds)] += 1
         self.round_trip_sum += seconds
-        self._count(1)
+        self.submitted()
 
     def submitted(self) -> None:
-        """A submit taken without a round trip (the in-process simulator)."""
-        self._count(1)
-
-    def _count(self, n: int) -> None:
+        """A submit answered (by itself: the in-process simulator has no round trip)."""
         second = int(time.monotonic())
         self._advance(second)
-        self._slots[second % RATE_SECONDS] += n
+        self._slots[second % RATE_SECONDS] += 1
 
     def _advance(self, second: int) -> None:
         if second == self._slot_second:
@@ -120,13 +117,13 @@ class UpstreamCollector:
             "smppgw_upstream_submit_seconds",
             "From a submit_sm written to the upstream to its submit_sm_resp",
             labels=["upstream"])
+        bounds = [*map(str, ROUND_TRIP_BUCKETS), "+Inf"]
         for connector in self._connectors():
             name, stats = connector.name, connector.stats
             up.add_metric([name], 1.0 if connector.is_up else 0.0)
             in_flight.add_metric([name], connector.in_flight)
             reconnects.add_metric([name], stats.reconnects)
             cumulative, running = [], 0
-            bounds = [*map(str, ROUND_TRIP_BUCKETS), "+Inf"]
             for bound, n in zip(bounds, stats.round_trips, strict=True):
                 running += n
                 cumulative.append((bound, running))

@@ -10,19 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from config.errors import ConfigError
+from config.redaction import MASK
 from config.upstreams import UpstreamConfig
 from gateway.admin.context import AdminContext
 from gateway.admin.parsing import AdminUsageError, required, shown
 from gateway.upstream.control import config_dict
-
-# A password is set or not; what it is never leaves the gateway.
-_HIDDEN = "***"
+from store.upstreams import StoredRoute
 
 
 def _public(cfg: UpstreamConfig | dict[str, Any]) -> dict[str, Any]:
     values = config_dict(cfg) if isinstance(cfg, UpstreamConfig) else dict(cfg)
-    if values.get("password"):
-        values["password"] = _HIDDEN
+    if values.get("password"):  # set or not; what it is never leaves the gateway
+        values["password"] = MASK
     return values
 
 
@@ -116,10 +115,10 @@ async def set_route(ctx: AdminContext, args: dict, actor: str) -> dict:
     if values["connectors"] in (None, "", []):
         raise AdminUsageError("connectors: give the upstream names in failover order")
     try:
-        old = await ctx.upstreams.set_route(values)
+        old, new = await ctx.upstreams.set_route(values)
     except ConfigError as exc:
         raise AdminUsageError(str(exc)) from None
-    route = _route_of(ctx, values)
+    route = _route_view(new)
     await ctx.audit.record(
         actor, "route.set", route["prefix"] or "*",
         {"connectors": list(old.connectors)} if old else None, route)
@@ -132,16 +131,11 @@ async def remove_route(ctx: AdminContext, args: dict, actor: str) -> dict:
         raise AdminUsageError(f"prefix must be text, got {shown(prefix)}")
     account = args.get("account") or None
     old = await ctx.upstreams.remove_route(prefix, account)
-    removed = {"prefix": old.prefix, "account": old.account,
-               "connectors": list(old.connectors)}
+    removed = _route_view(old)
     await ctx.audit.record(actor, "route.remove", old.prefix or "*", removed, None)
     return {**removed, "removed": True}
 
 
-def _route_of(ctx: AdminContext, values: dict[str, Any]) -> dict:
-    prefix = str(values["prefix"]).strip().removeprefix("+")
-    account = values.get("account") or ""
-    for route in ctx.upstreams.routes():
-        if route["prefix"] == prefix and (route["account"] or "") == account:
-            return route
-    return {"prefix": prefix, "account": account}
+def _route_view(route: StoredRoute) -> dict[str, Any]:
+    return {"prefix": route.prefix, "account": route.account,
+            "connectors": list(route.connectors)}
